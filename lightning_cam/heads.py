@@ -67,8 +67,6 @@ class GAPHead(nn.Module):
         super().__init__()
         if in_channels < 1 or num_classes < 1:
             raise ValueError(f"Expected positive `in_channels` and `num_classes`, got {in_channels} and {num_classes}.")
-        if pool not in ("avg", "max"):
-            raise ValueError(f"Expected `pool` to be 'avg' or 'max', got {pool!r}.")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"Expected `dropout` in [0, 1), got {dropout}.")
         if norm is not None and (not isinstance(norm, nn.LayerNorm) or tuple(norm.normalized_shape) != (in_channels,)):
@@ -79,6 +77,17 @@ class GAPHead(nn.Module):
         self.norm = norm
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(in_channels, num_classes, bias=bias)
+
+    @property
+    def pool(self) -> PoolType:
+        """Global pooling: ``"avg"`` (GAP) or ``"max"`` (GMP); settable, e.g. for an ablation of a trained head."""
+        return self._pool
+
+    @pool.setter
+    def pool(self, value: PoolType) -> None:
+        if value not in ("avg", "max"):
+            raise ValueError(f"Expected `pool` to be 'avg' or 'max', got {value!r}.")
+        self._pool = value
 
     @classmethod
     def from_linear(

@@ -181,3 +181,13 @@ def test_feature_capture_takes_head_input_and_removes_hook():
     assert capture.features is None
     torch.testing.assert_close(model.head(features), out)
     assert not model.head._forward_pre_hooks
+
+
+def test_pool_is_validated_when_set_later():
+    head = GAPHead(4, 2)
+    head.pool = "max"
+    assert head.pool == "max"
+    with pytest.raises(ValueError, match="'avg' or 'max', got 'sum'"):
+        head.pool = "sum"
+    with pytest.raises(ValueError, match="'avg' or 'max'"):
+        convert_to_gap(resnet18(num_classes=2), pool="sum")
