@@ -9,11 +9,11 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 
-$(VENV)/.installed: $(BIN)/activate pyproject.toml $(wildcard setup.py)
+$(VENV)/.installed: $(BIN)/activate pyproject.toml $(wildcard setup.py) $(wildcard lightning_cam/functional/*.c)
 	$(BIN)/pip install -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(BIN)/activate pyproject.toml $(wildcard setup.py)
+$(VENV)/.installed-dev: $(BIN)/activate pyproject.toml $(wildcard setup.py) $(wildcard lightning_cam/functional/*.c)
 	$(BIN)/pip install -e ".[dev]"
 	touch $(VENV)/.installed $@
 
