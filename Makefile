@@ -18,7 +18,7 @@ $(VENV)/.installed-dev: $(BIN)/activate pyproject.toml $(wildcard setup.py) $(wi
 	touch $(VENV)/.installed $@
 
 demo: $(VENV)/.installed
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/python examples/train_cub.py
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
