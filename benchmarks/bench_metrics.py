@@ -72,7 +72,7 @@ def ours_maxboxacc(cams: np.ndarray, boxes: list[np.ndarray], interval: float, b
     for start in range(0, len(cams), batch):
         metric.update(cams_t[start : start + batch], [torch.from_numpy(b) for b in boxes[start : start + batch]])
     results = metric.compute()
-    return np.array([results[f"maxboxacc_iou{round(t * 100)}"].item() for t in IOU_THRESHOLDS])
+    return np.array([results[f"maxboxacc_v2_iou{round(t * 100)}"].item() for t in IOU_THRESHOLDS])
 
 
 def timed(fn, *args) -> tuple[np.ndarray, float]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning.pytorch as pl
+import matplotlib
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
@@ -28,6 +29,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_KEYS = {"image": "image", "label": "label", "boxes": "boxes", "mask": "mask"}
 GT_COLOR = (0, 255, 0)
 PRED_COLOR = (255, 0, 0)
+PROGRESS_BAR_KEYS = ("maxboxacc_v2", "maxboxacc")
 
 
 @dataclass
@@ -181,6 +183,10 @@ class CAMCallback(Callback):
             raise ValueError(f"`alpha` must be in [0, 1], got {alpha}.")
         if not 0.0 <= loc_threshold < 1.0:
             raise ValueError(f"`loc_threshold` must be in [0, 1), got {loc_threshold}.")
+        if eval_size is None or len(tuple(eval_size)) != 2 or not all(isinstance(s, int) and s > 0 for s in eval_size):
+            raise ValueError(f"`eval_size` must be (H, W) positive ints, got {eval_size!r}.")
+        if colormap not in matplotlib.colormaps:
+            raise ValueError(f"`colormap` must name a matplotlib colormap (e.g. 'jet', 'viridis'), got {colormap!r}.")
         if (mean is None) != (std is None):
             raise ValueError("`mean` and `std` must both be given or both be None.")
         if unpack is not None and not callable(unpack):
@@ -363,12 +369,15 @@ class CAMCallback(Callback):
             return
         self._remove_capture()
         curves = None
-        if self.compute_metrics and self._has_metric_data:
+        # compute() and curves() are collective under DDP: every rank takes part when any rank saw boxes or masks.
+        any_data = trainer.strategy.reduce_boolean_decision(self._has_metric_data, all=False)
+        if self.compute_metrics and any_data:
             results = self.metrics.compute()
             for name, value in results.items():
-                pl_module.log(f"{self.prefix}{name}", value, sync_dist=True)
+                pl_module.log(f"{self.prefix}{name}", value, sync_dist=True, prog_bar=name in PROGRESS_BAR_KEYS)
             curves = self.metrics.curves() if self.log_curves else None
             self.metrics.reset()
+        self._has_metric_data = False
         panel = self._panel_tensors(pl_module)
         self._collected = []
         if trainer.is_global_zero and panel is not None:
@@ -441,17 +450,19 @@ class CAMCallback(Callback):
         return make_panel([inputs, overlays], captions)
 
     def _curves_figure(self, curves: Mapping[str, Tensor]) -> Figure:
-        with_pr = "precision" in curves
-        figure = Figure(figsize=(9 if with_pr else 4.5, 3.5), layout="constrained")
-        axes = figure.subplots(1, 2 if with_pr else 1, squeeze=False)[0]
-        thresholds = curves["thresholds"].cpu().numpy()
-        for iou, accuracy in zip(self.metrics.iou_thresholds, curves["box_accuracy"].cpu().numpy(), strict=True):
-            axes[0].plot(thresholds, accuracy * 100, label=f"IoU {iou:g}")
-        axes[0].set(xlabel="CAM threshold", ylabel="box accuracy (%)", title="Box accuracy vs CAM threshold")
-        axes[0].legend()
-        if with_pr:
-            axes[1].plot(curves["recall"].cpu().numpy(), curves["precision"].cpu().numpy())
-            axes[1].set(xlabel="recall", ylabel="precision", title="Pixel precision-recall")
+        """Box accuracy vs CAM threshold (with boxes) and the pixel precision-recall curve (with masks)."""
+        panels = [key for key in ("box_accuracy", "precision") if key in curves]
+        figure = Figure(figsize=(4.5 * len(panels), 3.5), layout="constrained")
+        for axes, key in zip(figure.subplots(1, len(panels), squeeze=False)[0], panels, strict=True):
+            if key == "box_accuracy":
+                thresholds = curves["thresholds"].cpu().numpy()
+                for iou, accuracy in zip(self.metrics.iou_thresholds, curves[key].cpu().numpy(), strict=True):
+                    axes.plot(thresholds, accuracy * 100, label=f"IoU {iou:g}")
+                axes.set(xlabel="CAM threshold", ylabel="box accuracy (%)", title="Box accuracy vs CAM threshold")
+                axes.legend()
+            else:
+                axes.plot(curves["recall"].cpu().numpy(), curves["precision"].cpu().numpy())
+                axes.set(xlabel="recall", ylabel="precision", title="Pixel precision-recall")
         return figure
 
     def _log_images(self, trainer: pl.Trainer, panel: Mapping[str, Any], curves: Mapping[str, Tensor] | None) -> None:

@@ -311,6 +311,8 @@ def test_validate_only_and_several_heads(tmp_path):
         ({"mean": (0.5, 0.5, 0.5), "std": None}, "both"),
         ({"keys": {"images": "x"}}, "unknown"),
         ({"loc_threshold": 1.0}, "loc_threshold"),
+        ({"eval_size": (224,)}, "eval_size"),
+        ({"colormap": "no-such-map"}, "colormap"),
     ],
 )
 def test_bad_configuration_fails_at_construction(kwargs, message):
@@ -327,6 +329,16 @@ def test_unknown_batch_format_fails_at_first_batch(tmp_path):
     trainer = _trainer(tmp_path, [CAMCallback()], epochs=1, limit_train_batches=0)
     with pytest.raises(ValueError, match="pass `unpack=`"):
         trainer.validate(ImagesOnly(), DataLoader(images, batch_size=4))
+
+
+def test_masks_without_boxes_log_pxap_and_the_pr_curve(tmp_path):
+    def masks_only(batch):
+        return CAMBatch(images=batch["image"], labels=batch["label"], masks=batch["mask"])
+
+    trainer, _ = _fit(tmp_path, CAMCallback(num_images=2, unpack=masks_only), epochs=1)
+    assert "cam/pxap" in trainer.callback_metrics
+    assert "cam/maxboxacc_v2" not in trainer.callback_metrics
+    assert "cam/curves" in _events(Path(trainer.logger.log_dir)).Tags()["images"]
 
 
 def test_unpack_batch_layouts():

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from lightning_cam.functional.wsol import EVAL_SIZE, cam_thresholds, prepare_inputs
+from lightning_cam.functional.wsol import EVAL_SIZE, _check_size, cam_thresholds, prepare_inputs
 
 
 class WSOLMetricBase(Metric):
@@ -37,7 +37,7 @@ class WSOLMetricBase(Metric):
         super().__init__(**kwargs)
         self.cam_curve_interval = cam_curve_interval
         self.thresholds = cam_thresholds(cam_curve_interval)
-        self.eval_size = tuple(eval_size)
+        self.eval_size = _check_size(tuple(eval_size), "eval_size")
         self.normalized = normalized
         self._warned_non_finite = False
 

@@ -41,7 +41,7 @@ class MaxBoxAccuracy(WSOLMetricBase):
         >>> cams = torch.zeros(2, 7, 7)
         >>> cams[:, 2:5, 2:5] = 1.0
         >>> metric.update(cams, [torch.tensor([[64, 64, 160, 160]]), torch.tensor([[0, 0, 40, 40]])])
-        >>> {k: round(v.item(), 2) for k, v in metric.compute().items()}["maxboxacc"]
+        >>> metric.compute()["maxboxacc_v2"].item()
         0.5
     """
 
@@ -85,9 +85,15 @@ class MaxBoxAccuracy(WSOLMetricBase):
         self.num_images += len(maps)
 
     def compute(self) -> dict[str, Tensor]:
-        """``maxboxacc`` (mean over IoU thresholds) and per IoU ``maxboxacc_iouNN`` / ``best_threshold_iouNN``."""
+        """The mean over IoU thresholds and its parts.
+
+        Returns:
+            ``maxboxacc_v2`` (all contours) or ``maxboxacc`` (largest contour), ``<name>_iouNN`` and
+            ``best_threshold_iouNN`` per IoU threshold.
+        """
         self._require_updates(self.num_images, "boxes")
-        return box_accuracy_results(self.correct, self.num_images, self.thresholds, self.iou_thresholds)
+        name = "maxboxacc_v2" if self.multi_contour else "maxboxacc"
+        return box_accuracy_results(self.correct, self.num_images, self.thresholds, self.iou_thresholds, name)
 
     def curves(self) -> dict[str, Tensor]:
         """``thresholds (T,)`` and ``box_accuracy (n_iou, T)``: the accuracy at every CAM threshold."""
