@@ -34,6 +34,8 @@ def make_panel(
         >>> tiles = torch.zeros(2, 3, 16, 16, dtype=torch.uint8)
         >>> make_panel([tiles, tiles], ["a", "b"], padding=2, caption_height=10).shape
         torch.Size([3, 58, 38])
+        >>> make_panel([tiles, tiles], ["a much longer caption", "b"], padding=2, caption_height=10).shape[-1] > 38
+        True
     """
     if not columns:
         raise ValueError("Expected at least one column of tiles, got none.")
@@ -48,9 +50,14 @@ def make_panel(
     if len(captions) != rows:
         raise ValueError(f"Expected one caption per row ({rows}), got {len(captions)}.")
     row_height = caption_height + height + padding
-    canvas = Image.new("RGB", (padding + len(columns) * (width + padding), padding + rows * row_height), "white")
-    draw = ImageDraw.Draw(canvas)
     font = ImageFont.load_default()
+    # Wide enough for the longest caption: small inputs (e.g. 64x64) would otherwise cut it off.
+    text_width = max(
+        (int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(c, font=font)) for c in captions), default=0
+    )
+    canvas_width = max(padding + len(columns) * (width + padding), 2 * padding + text_width)
+    canvas = Image.new("RGB", (canvas_width, padding + rows * row_height), "white")
+    draw = ImageDraw.Draw(canvas)
     for row, caption in enumerate(captions):
         top = padding + row * row_height
         draw.text((padding, top), caption, fill=(0, 0, 0), font=font)
