@@ -1,9 +1,14 @@
 /*
- * Contour boxes of thresholded score maps at many thresholds, as OpenCV's findContours would give them.
+ * WSOL score maps and their contour boxes at many thresholds, exactly as OpenCV gives them.
  *
- * The WSOL evaluator of Choe et al. (CVPR 2020) thresholds a uint8 score map q at level L (foreground: q > L),
- * runs cv2.findContours(RETR_TREE, CHAIN_APPROX_SIMPLE) and keeps the bounding rectangles of the contours (all
- * of them, or the one of largest cv2.contourArea). This file reproduces those boxes without tracing contours:
+ * normalized_maps: OpenCV's INTER_CUBIC resize in float64 (weights from resize.py, applied in OpenCV's order:
+ * horizontal pass, then vertical, four taps summed left to right, no fused multiply-add) and min-max
+ * normalisation, as `wsol.scoremaps` computes them in torch. quantize_maps: `(s * 255)` truncated to uint8.
+ *
+ * contour_boxes: the WSOL evaluator of Choe et al. (CVPR 2020) thresholds a uint8 score map q at level L
+ * (foreground: q > L), runs cv2.findContours(RETR_TREE, CHAIN_APPROX_SIMPLE) and keeps the bounding rectangles of
+ * the contours (all of them, or the one of largest cv2.contourArea). This file reproduces those boxes without
+ * tracing contours:
  *
  *  - RETR_TREE gives one outer contour per 8-connected foreground component and one hole contour per
  *    4-connected background component that does not touch the image border. A component's box is its
@@ -11,20 +16,27 @@
  *    on every side (the foreground ring around it); both are then clipped to (W - 1, H - 1).
  *  - cv2.contourArea of an outer contour is the area of the polygon through the boundary pixel centres. With
  *    F the component with its holes filled, it equals (2x2 windows with 4 pixels in F) + (windows with 3)/2,
- *    so twice the area is an integer computed from bitmasks. The hole-filled components at level L are the
- *    8-connected components of {r > L}, where r is the grayscale hole fill of q (for each pixel, the lowest
- *    possible maximum of q along a 4-connected path to the border). A hole contour never wins: its area is at
- *    most its parent's and the parent comes first. Ties go to the component whose first pixel in raster order
- *    comes last (OpenCV lists siblings in that order and Python's max() keeps the first maximum).
+ *    so twice the area is an integer. The hole-filled components at level L are the 8-connected components of
+ *    {r > L}, where r is the grayscale hole fill of q (for each pixel, the lowest possible maximum of q along a
+ *    4-connected path to the border). A hole contour never wins: its area is at most its parent's and the
+ *    parent comes first. Ties go to the component whose first pixel in raster order comes last (OpenCV lists
+ *    siblings in that order and Python's max() keeps the first maximum).
  *
- * Components are found per level from row runs of a bitmask kept up to date as the level decreases (every
- * pixel is set once, from a counting sort), with union-find over runs of adjacent rows. A level costs
- * O(H * (W / 64 + runs)), so all 256 possible levels of a 224 x 224 map take well under a millisecond.
- * Plain C API and the buffer protocol only; the GIL is released while the batch is processed.
+ * One sweep per map and mode: the pixels are added in decreasing order of value (counting sort) to a union-find
+ * of 8-connected components that keeps, per component, the bounding box, twice the window area, the first pixel
+ * in raster order and its slot in the list of live components. At each needed level the live components are
+ * scored. A 2x2 window's foreground pixels are 8-adjacent, so a window always lies in the component of the pixel
+ * just added, and its area changes only then. Most levels of a score map have no hole: the Euler number
+ * (8-connected components minus 4-connected holes) is kept from the same windows, and only a level with holes
+ * labels the background runs of its bitmask. A map costs O(pixels) plus, per needed level, its live components
+ * (and the rows of the bitmask at levels with holes), whatever the number of levels.
+ *
+ * Plain C API and the buffer protocol only; the GIL is released while a batch is processed.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,45 +47,141 @@ typedef struct {
     int32_t x0, y0, x1, y1;
 } Box;
 
+/* ---- 3x3 neighbourhood tables ---------------------------------------------------------------------------- */
+
+/* The 8 neighbours in ring order (NW, N, NE, E, SE, S, SW, W): neighbours next to each other on the ring are
+ * 8-adjacent, so active ones in an unbroken stretch of the ring are already in one component. */
+static const int RING_DX[8] = {-1, 0, 1, 1, 1, 0, -1, -1};
+static const int RING_DY[8] = {-1, -1, -1, 0, 1, 1, 1, 0};
+
+/* Tables indexed by the 3x3 neighbourhood as read from the bitmask: bits 0-2 the row above (left to right), 3 and
+ * 5 the left and right neighbours (4, the centre, is 0), 6-8 the row below. */
+#define NEIGHBOURHOODS 512
+static uint8_t ring_stretches[NEIGHBOURHOODS]; /* how many unbroken stretches of active neighbours */
+static uint8_t ring_pick[NEIGHBOURHOODS][4];   /* a neighbour (ring index) in each */
+static int8_t euler_delta[NEIGHBOURHOODS];     /* change of 4 x the Euler number when the centre is added */
+static int8_t area_delta[NEIGHBOURHOODS];      /* change of twice the window area (of the centre's component) */
+
+/* Bit-quad contributions of a 2x2 window a b / c d: Gray's 4 x Euler number for 8-connected foreground
+ * (1 pixel: +1, 3 pixels: -1, a diagonal pair: -2), and twice the polygon area (4 pixels: 2, 3 pixels: 1). */
+static int quad_euler(int a, int b, int c, int d)
+{
+    int n = a + b + c + d;
+    if (n == 1)
+        return 1;
+    if (n == 3)
+        return -1;
+    return n == 2 && a == d ? -2 : 0;
+}
+
+static int quad_area(int a, int b, int c, int d)
+{
+    int n = a + b + c + d;
+    return n == 4 ? 2 : (n == 3 ? 1 : 0);
+}
+
+static void init_tables(void)
+{
+    /* Preference among the neighbours of a stretch: those below and to the right come later in raster order, so
+     * they were added at an earlier level (not just before, which would chain the lookups). */
+    static const int preference[8] = {5, 4, 6, 3, 1, 0, 2, 7};
+    for (int code = 0; code < NEIGHBOURHOODS; code++) {
+        int g[3][3] = {{0}}, m = 0;
+        for (int i = 0; i < 8; i++) {
+            int dy = RING_DY[i], dx = RING_DX[i];
+            g[1 + dy][1 + dx] = (code >> (3 * (1 + dy) + 1 + dx)) & 1;
+            m |= g[1 + dy][1 + dx] << i;
+        }
+        int euler = 0, area = 0;
+        for (int centre = 0; centre < 2; centre++) {
+            int sign = centre ? 1 : -1;
+            g[1][1] = centre;
+            for (int wy = 0; wy < 2; wy++) {
+                for (int wx = 0; wx < 2; wx++) {
+                    int a = g[wy][wx], b = g[wy][wx + 1], c = g[wy + 1][wx], d = g[wy + 1][wx + 1];
+                    euler += sign * quad_euler(a, b, c, d);
+                    area += sign * quad_area(a, b, c, d);
+                }
+            }
+        }
+        euler_delta[code] = (int8_t)euler;
+        area_delta[code] = (int8_t)area;
+        /* Stretch of each active neighbour: the ring index where it starts (0 when all 8 are active). */
+        int stretch[8], n = 0;
+        for (int i = 0; i < 8; i++) {
+            int j = i;
+            while (m != 255 && ((m >> ((j + 7) & 7)) & 1))
+                j = (j + 7) & 7;
+            stretch[i] = m == 255 ? 0 : j;
+        }
+        for (int i = 0; i < 8; i++) {
+            if (!((m >> i) & 1) || stretch[i] != i)
+                continue;
+            int pick = -1;
+            for (int k = 0; k < 8 && pick < 0; k++) {
+                if (((m >> preference[k]) & 1) && stretch[preference[k]] == i)
+                    pick = preference[k];
+            }
+            ring_pick[code][n++] = (uint8_t)pick;
+        }
+        ring_stretches[code] = (uint8_t)n;
+    }
+}
+
+/* ---- work space ------------------------------------------------------------------------------------------ */
+
 typedef struct {
     int32_t y, start, end; /* row and first / last column, inclusive */
 } Run;
 
 typedef struct {
     int32_t x0, y0, x1, y1; /* bounding box, inclusive */
-    int64_t area2;          /* twice cv2.contourArea of the component's outer contour (single mode) */
-    int32_t border;         /* touches the image border (background components) */
-} Stats;
+    int32_t border;         /* touches the image border */
+} RunStats;
+
+typedef struct {
+    int32_t x0, y0, x1, y1; /* bounding box, inclusive */
+    int32_t size;           /* pixels, for union by size */
+    int32_t area2;          /* twice cv2.contourArea of the outer contour */
+    int32_t first;          /* raster index of the first pixel */
+    int32_t slot;           /* position in the list of live components */
+} Comp;
 
 typedef struct {
     int height, width, words, padded_width;
-    uint64_t *bits;       /* current foreground, `words` 64-bit words per row */
-    int32_t *order;       /* bit positions (y * 64 * words + x) sorted by pixel value */
+    uint32_t *order;     /* pixels (y << 16 | x) sorted by value */
     int32_t start[NUM_LEVELS + 1];
-    Run *runs, *bg_runs;  /* runs of the current level in raster order */
-    int32_t *row_start, *bg_row_start;
-    int32_t *parent;      /* union-find over runs; the root of a component is its first run */
-    Stats *stats;
-    int64_t *run_area2;
-    uint64_t *full, *three; /* 2x2 windows with 4 / exactly 3 foreground pixels, for one pair of rows */
-    uint8_t *filled;        /* grayscale hole fill, with a one-pixel frame */
-    int32_t *next;          /* bucket lists of the priority flood */
+    /* the sweep, on a grid with an inactive one-pixel frame, so that neighbours need no bounds checks */
+    uint64_t *bits;      /* the foreground, `words` 64-bit words per row of the frame (bit x + 1: pixel x) */
+    int32_t *label;      /* a component label per active pixel, resolved through `uf` */
+    int32_t *uf;
+    Comp *comp;
+    int32_t *live, num_live, num_labels;
+    int64_t euler4;      /* 4 x (components - holes) */
+    /* holes, from row runs of the foreground bitmask */
+    Run *runs, *bg_runs;
+    int32_t *row_start, *bg_row_start, *parent;
+    RunStats *stats;
+    /* grayscale hole fill, with a one-pixel frame */
+    uint8_t *filled;
+    int32_t *next;
     uint8_t *visited;
 } Work;
 
 static void work_free(Work *w)
 {
-    free(w->bits);
     free(w->order);
+    free(w->label);
+    free(w->uf);
+    free(w->comp);
+    free(w->live);
+    free(w->bits);
     free(w->runs);
     free(w->bg_runs);
     free(w->row_start);
     free(w->bg_row_start);
     free(w->parent);
     free(w->stats);
-    free(w->run_area2);
-    free(w->full);
-    free(w->three);
     free(w->filled);
     free(w->next);
     free(w->visited);
@@ -84,28 +192,31 @@ static int work_alloc(Work *w, int height, int width)
     memset(w, 0, sizeof(*w));
     w->height = height;
     w->width = width;
-    w->words = (width + 63) / 64;
+    /* One spare word per row: the neighbourhood of a pixel is read from two consecutive words. */
+    w->words = (width + 2 + 63) / 64 + 1;
     w->padded_width = width + 2;
     size_t npix = (size_t)height * width;
-    size_t npad = (size_t)(height + 2) * (width + 2);
+    size_t npad = (size_t)(height + 2) * w->padded_width;
     /* A row holds at most width / 2 + 1 runs of either kind. */
     size_t max_runs = (size_t)height * (width / 2 + 1);
-    w->bits = malloc(sizeof(uint64_t) * height * w->words);
-    w->order = malloc(sizeof(int32_t) * npix);
+    w->order = malloc(sizeof(uint32_t) * npix);
+    w->label = malloc(sizeof(int32_t) * npix);
+    w->uf = malloc(sizeof(int32_t) * npix);
+    w->comp = malloc(sizeof(Comp) * npix);
+    w->live = malloc(sizeof(int32_t) * npix);
+    w->bits = malloc(sizeof(uint64_t) * (height + 2) * w->words);
     w->runs = malloc(sizeof(Run) * max_runs);
     w->bg_runs = malloc(sizeof(Run) * max_runs);
     w->row_start = malloc(sizeof(int32_t) * (height + 1));
     w->bg_row_start = malloc(sizeof(int32_t) * (height + 1));
     w->parent = malloc(sizeof(int32_t) * max_runs);
-    w->stats = malloc(sizeof(Stats) * max_runs);
-    w->run_area2 = malloc(sizeof(int64_t) * max_runs);
-    w->full = malloc(sizeof(uint64_t) * w->words);
-    w->three = malloc(sizeof(uint64_t) * w->words);
+    w->stats = malloc(sizeof(RunStats) * max_runs);
     w->filled = malloc(npad);
     w->next = malloc(sizeof(int32_t) * npad);
     w->visited = malloc(npad);
-    if (!w->bits || !w->order || !w->runs || !w->bg_runs || !w->row_start || !w->bg_row_start || !w->parent ||
-        !w->stats || !w->run_area2 || !w->full || !w->three || !w->filled || !w->next || !w->visited) {
+    if (!w->order || !w->label || !w->uf || !w->comp || !w->live || !w->bits || !w->runs ||
+        !w->bg_runs || !w->row_start || !w->bg_row_start || !w->parent || !w->stats || !w->filled || !w->next ||
+        !w->visited) {
         work_free(w);
         return -1;
     }
@@ -137,28 +248,185 @@ static double best_iou(Box a, const int32_t *gt, int64_t num_gt)
     return best;
 }
 
-static Box component_box(const Stats *s, int width, int height)
+static Box clipped_box(int32_t x0, int32_t y0, int32_t x1, int32_t y1, int width, int height)
 {
-    Box b = {s->x0, s->y0, s->x1 + 1, s->y1 + 1};
-    if (b.x1 > width - 1)
-        b.x1 = width - 1;
-    if (b.y1 > height - 1)
-        b.y1 = height - 1;
+    Box b = {x0, y0, x1 < width - 1 ? x1 : width - 1, y1 < height - 1 ? y1 : height - 1};
     return b;
 }
 
-static Box hole_box(const Stats *s, int width, int height)
+static Box component_box(const Comp *c, int width, int height)
+{
+    return clipped_box(c->x0, c->y0, c->x1 + 1, c->y1 + 1, width, height);
+}
+
+static Box hole_box(const RunStats *s, int width, int height)
 {
     /* The hole contour runs through the foreground ring around the hole: one pixel out on every side. */
-    Box b = {s->x0 - 1, s->y0 - 1, s->x1 + 2, s->y1 + 2};
-    if (b.x1 > width - 1)
-        b.x1 = width - 1;
-    if (b.y1 > height - 1)
-        b.y1 = height - 1;
-    return b;
+    return clipped_box(s->x0 - 1, s->y0 - 1, s->x1 + 2, s->y1 + 2, width, height);
 }
 
-/* ---- runs and union-find --------------------------------------------------------------------------------- */
+static const Box NO_BOX = {0, 0, 0, 0};
+
+/* ---- the sweep: union-find of 8-connected components as pixels are added --------------------------------- */
+
+static inline int32_t neighbour_label(const Work *w, int x, int y, int ring)
+{
+    return w->label[(size_t)(y + RING_DY[ring]) * w->width + x + RING_DX[ring]];
+}
+
+static inline int32_t find_label(int32_t *uf, int32_t i)
+{
+    while (uf[i] != i) {
+        uf[i] = uf[uf[i]];
+        i = uf[i];
+    }
+    return i;
+}
+
+/* Merge two distinct root labels; returns the surviving root. */
+static int32_t merge(Work *w, int32_t a, int32_t b)
+{
+    if (w->comp[a].size < w->comp[b].size) {
+        int32_t t = a;
+        a = b;
+        b = t;
+    }
+    Comp *ca = w->comp + a;
+    const Comp *cb = w->comp + b;
+    w->uf[b] = a;
+    ca->x0 = cb->x0 < ca->x0 ? cb->x0 : ca->x0;
+    ca->y0 = cb->y0 < ca->y0 ? cb->y0 : ca->y0;
+    ca->x1 = cb->x1 > ca->x1 ? cb->x1 : ca->x1;
+    ca->y1 = cb->y1 > ca->y1 ? cb->y1 : ca->y1;
+    ca->size += cb->size;
+    ca->area2 += cb->area2;
+    ca->first = cb->first < ca->first ? cb->first : ca->first;
+    int32_t moved = w->live[--w->num_live];
+    w->live[cb->slot] = moved;
+    w->comp[moved].slot = cb->slot;
+    return a;
+}
+
+/*
+ * Add the pixels order[begin:end] (one value). The component being grown and the Euler count are kept in local
+ * variables: consecutive pixels mostly join the same component, and updating its fields in memory would chain
+ * every pixel to the previous one through store-to-load forwarding.
+ */
+static void add_pixels(Work *w, int32_t begin, int32_t end)
+{
+    const int words = w->words, width = w->width;
+    int64_t euler4 = 0;
+    Comp cur = {0};
+    int32_t cur_label = -1, seen = -1, seen_root = -1; /* the last label looked up, and its root */
+    for (int32_t k = begin; k < end; k++) {
+        const int x = (int)(w->order[k] & 0xFFFF), y = (int)(w->order[k] >> 16);
+        /* Columns x - 1 .. x + 1 of the framed rows y - 1 .. y + 1 are bits x .. x + 2 of those rows. */
+        const int shift = x & 63;
+        const uint64_t *row = w->bits + (size_t)y * words + (x >> 6);
+        uint64_t up = row[0] >> shift | (row[1] << 1) << (63 - shift);
+        row += words;
+        uint64_t mid = row[0] >> shift | (row[1] << 1) << (63 - shift);
+        row += words;
+        uint64_t down = row[0] >> shift | (row[1] << 1) << (63 - shift);
+        unsigned m = (unsigned)((up & 7) | (mid & 7) << 3 | (down & 7) << 6);
+        int32_t raster = y * width + x, l;
+        if (!m) {
+            if (cur_label >= 0)
+                w->comp[cur_label] = cur;
+            l = w->num_labels++;
+            w->uf[l] = l;
+            Comp c = {x, y, x, y, 0, 0, raster, w->num_live};
+            w->live[w->num_live++] = l;
+            cur = c;
+            cur_label = l;
+        } else {
+            int32_t first = neighbour_label(w, x, y, ring_pick[m][0]);
+            if (first != seen) {
+                seen = first;
+                seen_root = find_label(w->uf, first);
+            }
+            l = seen_root;
+            for (int s = 1; s < ring_stretches[m]; s++) {
+                int32_t other = find_label(w->uf, neighbour_label(w, x, y, ring_pick[m][s]));
+                if (other != l) {
+                    if (cur_label >= 0)
+                        w->comp[cur_label] = cur;
+                    cur_label = seen = -1;
+                    l = merge(w, l, other);
+                }
+            }
+            if (l != cur_label) {
+                if (cur_label >= 0)
+                    w->comp[cur_label] = cur;
+                cur = w->comp[l];
+                cur_label = l;
+            }
+            cur.x0 = x < cur.x0 ? x : cur.x0;
+            cur.y0 = y < cur.y0 ? y : cur.y0;
+            cur.x1 = x > cur.x1 ? x : cur.x1;
+            cur.y1 = y > cur.y1 ? y : cur.y1;
+            cur.first = raster < cur.first ? raster : cur.first;
+        }
+        cur.size++;
+        cur.area2 += area_delta[m];
+        euler4 += euler_delta[m];
+        w->label[(size_t)y * width + x] = l;
+        w->bits[(size_t)(y + 1) * words + ((x + 1) >> 6)] |= 1ULL << ((x + 1) & 63);
+    }
+    if (cur_label >= 0)
+        w->comp[cur_label] = cur;
+    w->euler4 += euler4;
+}
+
+/* Counting sort of the pixels by value; `stride` and `offset` address the map (the hole fill has a frame). */
+static void sort_pixels(Work *w, const uint8_t *map, int stride, int offset)
+{
+    int32_t count[NUM_LEVELS + 1] = {0};
+    for (int y = 0; y < w->height; y++) {
+        const uint8_t *row = map + offset + (size_t)y * stride;
+        for (int x = 0; x < w->width; x++)
+            count[row[x] + 1]++;
+    }
+    for (int v = 0; v < NUM_LEVELS; v++)
+        count[v + 1] += count[v];
+    memcpy(w->start, count, sizeof(count));
+    for (int y = 0; y < w->height; y++) {
+        const uint8_t *row = map + offset + (size_t)y * stride;
+        for (int x = 0; x < w->width; x++)
+            w->order[count[row[x]]++] = (uint32_t)y << 16 | (uint32_t)x;
+    }
+}
+
+/* Lower the level from 255 to the lowest needed one, adding the pixels of each value once; `visit` is called at
+ * every needed level with whether the foreground changed since its last call. */
+typedef void (*LevelFn)(Work *w, int level, int changed, void *ctx);
+
+static void sweep_levels(Work *w, const uint8_t *needed, LevelFn visit, void *ctx)
+{
+    int lowest = NUM_LEVELS;
+    for (int v = 0; v < NUM_LEVELS; v++) {
+        if (needed[v]) {
+            lowest = v;
+            break;
+        }
+    }
+    memset(w->bits, 0, sizeof(uint64_t) * (w->height + 2) * w->words);
+    w->num_live = w->num_labels = 0;
+    w->euler4 = 0;
+    int changed = 1;
+    for (int level = NUM_LEVELS - 1; level >= lowest; level--) {
+        if (level + 1 < NUM_LEVELS) {
+            add_pixels(w, w->start[level + 1], w->start[level + 2]);
+            changed |= w->start[level + 2] > w->start[level + 1];
+        }
+        if (needed[level]) {
+            visit(w, level, changed, ctx);
+            changed = 0;
+        }
+    }
+}
+
+/* ---- holes, from row runs of the foreground bitmask ------------------------------------------------------ */
 
 /* First column >= x whose bit equals `one` (padding bits are 0), or >= the row's bit count if none. */
 static inline int next_bit(const uint64_t *row, int words, int x, int one)
@@ -175,29 +443,27 @@ static inline int next_bit(const uint64_t *row, int words, int x, int one)
     return (i << 6) + __builtin_ctzll(v);
 }
 
-static int32_t foreground_runs(const Work *w, Run *runs, int32_t *row_start)
+static void foreground_runs(const Work *w, Run *runs, int32_t *row_start)
 {
     int32_t n = 0;
     for (int y = 0; y < w->height; y++) {
-        const uint64_t *row = w->bits + (size_t)y * w->words;
+        const uint64_t *row = w->bits + (size_t)(y + 1) * w->words;
         row_start[y] = n;
-        int x = 0;
-        while (x < w->width) {
+        /* In bit columns (pixel + 1): the frame columns 0 and width + 1 are clear. */
+        int x = 1;
+        while (x <= w->width) {
             int s = next_bit(row, w->words, x, 1);
-            if (s >= w->width)
+            if (s > w->width)
                 break;
             int e = next_bit(row, w->words, s, 0);
-            if (e > w->width)
-                e = w->width;
             runs[n].y = y;
-            runs[n].start = s;
-            runs[n].end = e - 1;
+            runs[n].start = s - 1;
+            runs[n].end = e - 2;
             n++;
             x = e + 1;
         }
     }
     row_start[w->height] = n;
-    return n;
 }
 
 /* The gaps between the foreground runs of every row. */
@@ -247,8 +513,8 @@ static inline void unite(int32_t *parent, int32_t a, int32_t b)
         parent[a] = b;
 }
 
-/* Union runs of adjacent rows that touch: slack 1 for 8-connectivity (diagonal contact), 0 for 4-connectivity. */
-static void label_runs(const Run *runs, const int32_t *row_start, int height, int slack, int32_t *parent)
+/* Union background runs of adjacent rows that share a column (4-connectivity). */
+static void label_runs(const Run *runs, const int32_t *row_start, int height, int32_t *parent)
 {
     for (int32_t k = 0; k < row_start[height]; k++)
         parent[k] = k;
@@ -256,13 +522,13 @@ static void label_runs(const Run *runs, const int32_t *row_start, int height, in
         int32_t i = row_start[y - 1], i_end = row_start[y], j = row_start[y], j_end = row_start[y + 1];
         while (i < i_end && j < j_end) {
             const Run *a = runs + i, *b = runs + j;
-            if (a->end + slack < b->start) {
+            if (a->end < b->start) {
                 i++;
-            } else if (b->end + slack < a->start) {
+            } else if (b->end < a->start) {
                 j++;
             } else {
                 unite(parent, i, j);
-                /* Runs of a row are at least two columns apart, so the run ending first touches nothing more. */
+                /* The run ending first touches nothing more in the other row. */
                 if (a->end < b->end)
                     i++;
                 else
@@ -272,103 +538,30 @@ static void label_runs(const Run *runs, const int32_t *row_start, int height, in
     }
 }
 
-/* Per-component bounding box, border contact and area (when `area2` is given), accumulated at the roots. */
-static void component_stats(const Work *w, const Run *runs, int32_t n, int32_t *parent, const int64_t *area2,
-                            Stats *stats)
+/* Best IoU over the boxes of the holes of the current foreground. */
+static double holes_best_iou(Work *w, const int32_t *gt, int64_t num_gt)
 {
+    foreground_runs(w, w->runs, w->row_start);
+    int32_t n = background_runs(w, w->runs, w->row_start, w->bg_runs, w->bg_row_start);
+    label_runs(w->bg_runs, w->bg_row_start, w->height, w->parent);
     for (int32_t k = 0; k < n; k++) {
-        const Run *r = runs + k;
-        int32_t root = find_root(parent, k);
+        const Run *r = w->bg_runs + k;
+        int32_t root = find_root(w->parent, k);
         int border = r->y == 0 || r->y == w->height - 1 || r->start == 0 || r->end == w->width - 1;
-        int64_t a = area2 ? area2[k] : 0;
         if (root == k) {
-            Stats s = {r->start, r->y, r->end, r->y, a, border};
-            stats[k] = s;
+            RunStats s = {r->start, r->y, r->end, r->y, border};
+            w->stats[k] = s;
         } else {
             /* Roots come first in raster order, so stats[root] is already set and its y0 is final. */
-            Stats *s = stats + root;
-            if (r->start < s->x0)
-                s->x0 = r->start;
-            if (r->end > s->x1)
-                s->x1 = r->end;
-            if (r->y > s->y1)
-                s->y1 = r->y;
-            s->area2 += a;
+            RunStats *s = w->stats + root;
+            s->x0 = r->start < s->x0 ? r->start : s->x0;
+            s->x1 = r->end > s->x1 ? r->end : s->x1;
+            s->y1 = r->y > s->y1 ? r->y : s->y1;
             s->border |= border;
         }
     }
-}
-
-static inline int64_t count_bits(const uint64_t *v, int lo, int hi)
-{
-    int i = lo >> 6, j = hi >> 6;
-    uint64_t lo_mask = ~0ULL << (lo & 63), hi_mask = ~0ULL >> (63 - (hi & 63));
-    if (i == j)
-        return __builtin_popcountll(v[i] & lo_mask & hi_mask);
-    int64_t c = __builtin_popcountll(v[i] & lo_mask);
-    for (int k = i + 1; k < j; k++)
-        c += __builtin_popcountll(v[k]);
-    return c + __builtin_popcountll(v[j] & hi_mask);
-}
-
-/*
- * Twice the window area of every run: the 2x2 windows (x, y)-(x + 1, y + 1) with at least 3 foreground pixels,
- * counted 2 when full and 1 with exactly 3. Such a window has a pixel in row y, so it is credited to the run of
- * row y containing x or x + 1: the windows x in [start - 1, end] of that run. All four pixels of a window are
- * 8-adjacent, so the window belongs to that run's component.
- */
-static void run_areas(Work *w, const Run *runs, const int32_t *row_start)
-{
-    int words = w->words;
-    for (int y = 0; y < w->height; y++) {
-        int32_t k0 = row_start[y], k1 = row_start[y + 1];
-        if (k0 == k1)
-            continue;
-        if (y == w->height - 1) {
-            for (int32_t k = k0; k < k1; k++)
-                w->run_area2[k] = 0;
-            continue;
-        }
-        const uint64_t *a = w->bits + (size_t)y * words, *b = a + words;
-        for (int i = 0; i < words; i++) {
-            /* Bit x of the shifted word is pixel x + 1; padding bits are 0, so windows past the edge are empty. */
-            uint64_t a1 = (a[i] >> 1) | (i + 1 < words ? a[i + 1] << 63 : 0);
-            uint64_t b1 = (b[i] >> 1) | (i + 1 < words ? b[i + 1] << 63 : 0);
-            uint64_t pa = a[i] & a1, pb = b[i] & b1, oa = a[i] | a1, ob = b[i] | b1;
-            w->full[i] = pa & pb;
-            w->three[i] = (pa & ob & ~pb) | (pb & oa & ~pa);
-        }
-        for (int32_t k = k0; k < k1; k++) {
-            int lo = runs[k].start > 0 ? runs[k].start - 1 : 0, hi = runs[k].end;
-            w->run_area2[k] = 2 * count_bits(w->full, lo, hi) + count_bits(w->three, lo, hi);
-        }
-    }
-}
-
-/* ---- one level ------------------------------------------------------------------------------------------- */
-
-static const Box NO_BOX = {0, 0, 0, 0};
-
-/* Best IoU over all contour boxes (components and holes) of the current foreground. */
-static double level_best_iou_all(Work *w, const int32_t *gt, int64_t num_gt)
-{
-    int32_t n = foreground_runs(w, w->runs, w->row_start);
-    if (n == 0)
-        return best_iou(NO_BOX, gt, num_gt);
     double best = 0.0;
-    label_runs(w->runs, w->row_start, w->height, 1, w->parent);
-    component_stats(w, w->runs, n, w->parent, NULL, w->stats);
     for (int32_t k = 0; k < n; k++) {
-        if (w->parent[k] == k) {
-            double v = best_iou(component_box(w->stats + k, w->width, w->height), gt, num_gt);
-            if (v > best)
-                best = v;
-        }
-    }
-    int32_t m = background_runs(w, w->runs, w->row_start, w->bg_runs, w->bg_row_start);
-    label_runs(w->bg_runs, w->bg_row_start, w->height, 0, w->parent);
-    component_stats(w, w->bg_runs, m, w->parent, NULL, w->stats);
-    for (int32_t k = 0; k < m; k++) {
         if (w->parent[k] == k && !w->stats[k].border) {
             double v = best_iou(hole_box(w->stats + k, w->width, w->height), gt, num_gt);
             if (v > best)
@@ -378,45 +571,7 @@ static double level_best_iou_all(Work *w, const int32_t *gt, int64_t num_gt)
     return best;
 }
 
-/* Box of the largest contour; the bitmask holds the hole-filled foreground {r > L}. */
-static Box level_largest_box(Work *w)
-{
-    int32_t n = foreground_runs(w, w->runs, w->row_start);
-    if (n == 0)
-        return NO_BOX;
-    label_runs(w->runs, w->row_start, w->height, 1, w->parent);
-    run_areas(w, w->runs, w->row_start);
-    component_stats(w, w->runs, n, w->parent, w->run_area2, w->stats);
-    int32_t winner = -1;
-    for (int32_t k = 0; k < n; k++) {
-        /* Roots are visited in raster order of their first pixel: >= lets the last of tied components win. */
-        if (w->parent[k] == k && (winner < 0 || w->stats[k].area2 >= w->stats[winner].area2))
-            winner = k;
-    }
-    return component_box(w->stats + winner, w->width, w->height);
-}
-
 /* ---- one image ------------------------------------------------------------------------------------------- */
-
-/* Counting sort of the pixels by value; `stride` and `offset` address the map (the hole fill has a frame). */
-static void sort_pixels(Work *w, const uint8_t *map, int stride, int offset)
-{
-    int32_t count[NUM_LEVELS + 1] = {0};
-    for (int y = 0; y < w->height; y++) {
-        const uint8_t *row = map + offset + (size_t)y * stride;
-        for (int x = 0; x < w->width; x++)
-            count[row[x] + 1]++;
-    }
-    for (int v = 0; v < NUM_LEVELS; v++)
-        count[v + 1] += count[v];
-    memcpy(w->start, count, sizeof(count));
-    int row_bits = w->words * 64;
-    for (int y = 0; y < w->height; y++) {
-        const uint8_t *row = map + offset + (size_t)y * stride;
-        for (int x = 0; x < w->width; x++)
-            w->order[count[row[x]]++] = y * row_bits + x;
-    }
-}
 
 /*
  * Grayscale hole fill with 4-connected paths: a priority flood from the border with one bucket per level,
@@ -465,36 +620,6 @@ static void hole_fill(Work *w, const uint8_t *q)
     }
 }
 
-/* Lower the level from 255 to the lowest needed one, setting the pixels of each value once; `visit` is called
- * at every needed level with whether the foreground changed since its last call. */
-typedef void (*LevelFn)(Work *w, int level, int changed, void *ctx);
-
-static void sweep_levels(Work *w, const uint8_t *needed, LevelFn visit, void *ctx)
-{
-    int lowest = NUM_LEVELS;
-    for (int v = 0; v < NUM_LEVELS; v++) {
-        if (needed[v]) {
-            lowest = v;
-            break;
-        }
-    }
-    memset(w->bits, 0, sizeof(uint64_t) * w->height * w->words);
-    int changed = 1;
-    for (int level = NUM_LEVELS - 1; level >= lowest; level--) {
-        if (level + 1 < NUM_LEVELS) {
-            for (int32_t k = w->start[level + 1]; k < w->start[level + 2]; k++) {
-                int32_t pos = w->order[k];
-                w->bits[pos >> 6] |= 1ULL << (pos & 63);
-            }
-            changed |= w->start[level + 2] > w->start[level + 1];
-        }
-        if (needed[level]) {
-            visit(w, level, changed, ctx);
-            changed = 0;
-        }
-    }
-}
-
 typedef struct {
     const int32_t *gt;
     int64_t num_gt;
@@ -504,20 +629,44 @@ typedef struct {
     Box last_box;
 } LevelResults;
 
+/* Best IoU over all contour boxes (components and holes) of the current foreground. */
 static void visit_all_contours(Work *w, int level, int changed, void *ctx)
 {
     LevelResults *r = ctx;
-    if (changed)
-        r->last_iou = level_best_iou_all(w, r->gt, r->num_gt);
+    if (changed) {
+        if (w->num_live == 0) {
+            r->last_iou = best_iou(NO_BOX, r->gt, r->num_gt);
+        } else {
+            double best = 0.0;
+            for (int32_t k = 0; k < w->num_live; k++) {
+                double v = best_iou(component_box(w->comp + w->live[k], w->width, w->height), r->gt, r->num_gt);
+                if (v > best)
+                    best = v;
+            }
+            if (w->num_live * 4 > w->euler4) {
+                double v = holes_best_iou(w, r->gt, r->num_gt);
+                if (v > best)
+                    best = v;
+            }
+            r->last_iou = best;
+        }
+    }
     r->iou[level] = r->last_iou;
 }
 
+/* Box of the largest contour; the sweep runs over the hole-filled map. */
 static void visit_largest_contour(Work *w, int level, int changed, void *ctx)
 {
     LevelResults *r = ctx;
     if (changed) {
-        r->last_box = level_largest_box(w);
-        r->last_iou = best_iou(r->last_box, r->gt, r->num_gt);
+        const Comp *winner = NULL;
+        for (int32_t k = 0; k < w->num_live; k++) {
+            const Comp *c = w->comp + w->live[k];
+            if (!winner || c->area2 > winner->area2 || (c->area2 == winner->area2 && c->first > winner->first))
+                winner = c;
+        }
+        r->last_box = winner ? component_box(winner, w->width, w->height) : NO_BOX;
+        r->last_iou = r->gt ? best_iou(r->last_box, r->gt, r->num_gt) : 0.0;
     }
     r->box[level] = r->last_box;
     r->iou[level] = r->last_iou;
@@ -735,20 +884,231 @@ static PyObject *contour_boxes(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ---- score maps ------------------------------------------------------------------------------------------ */
+
+/* Resize one map: tmp = horizontal pass over the source rows, then the vertical pass; each output is
+ * ((v0 * w0 + v1 * w1) + v2 * w2) + v3 * w3 with every product and sum rounded (no FMA). */
+static void resize_map(const double *src, int src_w, int src_h, const int64_t *col_index, const double *col_weights,
+                       int width, const int64_t *row_index, const double *row_weights, int height, double *tmp,
+                       double *dst)
+{
+    for (int r = 0; r < src_h; r++) {
+        const double *row = src + (size_t)r * src_w;
+        double *t = tmp + (size_t)r * width;
+        for (int x = 0; x < width; x++) {
+            const int64_t *i = col_index + 4 * x;
+            const double *c = col_weights + 4 * x;
+            double s = row[i[0]] * c[0];
+            s += row[i[1]] * c[1];
+            s += row[i[2]] * c[2];
+            s += row[i[3]] * c[3];
+            t[x] = s;
+        }
+    }
+    for (int y = 0; y < height; y++) {
+        const int64_t *i = row_index + 4 * y;
+        const double *c = row_weights + 4 * y;
+        const double *t0 = tmp + i[0] * width, *t1 = tmp + i[1] * width, *t2 = tmp + i[2] * width,
+                     *t3 = tmp + i[3] * width;
+        double *d = dst + (size_t)y * width;
+        for (int x = 0; x < width; x++) {
+            double s = t0[x] * c[0];
+            s += t1[x] * c[1];
+            s += t2[x] * c[2];
+            s += t3[x] * c[3];
+            d[x] = s;
+        }
+    }
+}
+
+/* (m - min) / (max - min) in place, all zeros for a constant map; 0 when a value is not finite (untouched). */
+static int normalize_map(double *m, size_t n)
+{
+    double low = m[0], high = m[0];
+    int finite = 1;
+    for (size_t k = 0; k < n; k++) {
+        double v = m[k];
+        finite &= isfinite(v) != 0;
+        low = v < low ? v : low;
+        high = v > high ? v : high;
+    }
+    if (!finite)
+        return 0;
+    if (high == low) {
+        memset(m, 0, n * sizeof(double));
+        return 1;
+    }
+    double range = high - low;
+    for (size_t k = 0; k < n; k++)
+        m[k] = (m[k] - low) / range;
+    return 1;
+}
+
+PyDoc_STRVAR(normalized_maps_doc,
+             "normalized_maps(cams, src_height, src_width, row_index, row_weights, col_index, col_weights, out)\n"
+             "--\n\n"
+             "Resize float64 maps (B, src_height, src_width) with the cubic taps of resize.py (index int64 (n, 4), "
+             "weights float64 (n, 4), for the output rows and columns; all None to keep the size) as OpenCV does, "
+             "and min-max normalise them into out (float64 (B, n_rows, n_cols)); constant maps become zeros.\n"
+             "Returns False when a resized map has a non-finite value (out is then incomplete).");
+
+static PyObject *normalized_maps(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[6];
+    int src_h, src_w;
+    if (!PyArg_ParseTuple(args, "OiiOOOOO", &objs[0], &src_h, &src_w, &objs[1], &objs[2], &objs[3], &objs[4],
+                          &objs[5]))
+        return NULL;
+    static const char *names[6] = {"cams", "row_index", "row_weights", "col_index", "col_weights", "out"};
+    static const char kinds[6] = {'f', 'i', 'f', 'i', 'f', 'f'};
+    Py_buffer v[6];
+    memset(v, 0, sizeof(v));
+    for (int k = 0; k < 6; k++) {
+        if (get_buffer(objs[k], v + k, names[k], 8, kinds[k], k == 5) < 0) {
+            release(v, 6);
+            return NULL;
+        }
+    }
+#define COUNT(k) (v[k].obj ? v[k].len / 8 : 0)
+#define FAIL(...)                                     \
+    do {                                              \
+        PyErr_Format(PyExc_ValueError, __VA_ARGS__); \
+        release(v, 6);                                \
+        return NULL;                                  \
+    } while (0)
+    if (!v[0].obj || !v[5].obj)
+        FAIL("expected `cams` and `out`, got None");
+    if (src_h < 1 || src_w < 1 || (Py_ssize_t)src_h * src_w > INT32_MAX)
+        FAIL("expected a source size >= 1, got %d x %d", src_h, src_w);
+    Py_ssize_t src_npix = (Py_ssize_t)src_h * src_w;
+    if (COUNT(0) % src_npix != 0)
+        FAIL("expected `cams` of B x %d x %d values, got %zd", src_h, src_w, COUNT(0));
+    Py_ssize_t batch = COUNT(0) / src_npix;
+    int resize = v[1].obj != NULL;
+    for (int k = 2; k <= 4; k++) {
+        if ((v[k].obj != NULL) != resize)
+            FAIL("expected all four tap arrays or none, got `%s` %s", names[k], v[k].obj ? "given" : "None");
+    }
+    Py_ssize_t height = src_h, width = src_w;
+    if (resize) {
+        if (COUNT(1) % 4 || COUNT(2) != COUNT(1) || COUNT(3) % 4 || COUNT(4) != COUNT(3) || !COUNT(1) || !COUNT(3))
+            FAIL("expected taps of shape (n, 4), got %zd, %zd, %zd and %zd values", COUNT(1), COUNT(2), COUNT(3),
+                 COUNT(4));
+        height = COUNT(1) / 4;
+        width = COUNT(3) / 4;
+        const int64_t *rows = v[1].buf, *cols = v[3].buf;
+        for (Py_ssize_t k = 0; k < COUNT(1); k++) {
+            if (rows[k] < 0 || rows[k] >= src_h)
+                FAIL("expected `row_index` in [0, %d), got %lld", src_h, (long long)rows[k]);
+        }
+        for (Py_ssize_t k = 0; k < COUNT(3); k++) {
+            if (cols[k] < 0 || cols[k] >= src_w)
+                FAIL("expected `col_index` in [0, %d), got %lld", src_w, (long long)cols[k]);
+        }
+    }
+    if (COUNT(5) != batch * height * width)
+        FAIL("expected `out` of %zd values, got %zd", batch * height * width, COUNT(5));
+#undef COUNT
+#undef FAIL
+    const double *cams = v[0].buf;
+    double *out = v[5].buf, *tmp = NULL;
+    size_t npix = (size_t)height * width;
+    int finite = 1, failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    if (resize) {
+        tmp = malloc(sizeof(double) * (size_t)src_h * width);
+        failed = tmp == NULL;
+    }
+    for (Py_ssize_t i = 0; i < batch && !failed; i++) {
+        double *dst = out + i * npix;
+        if (resize)
+            resize_map(cams + i * src_npix, src_w, src_h, v[3].buf, v[4].buf, (int)width, v[1].buf, v[2].buf,
+                       (int)height, tmp, dst);
+        else
+            memcpy(dst, cams + i * src_npix, sizeof(double) * npix);
+        finite &= normalize_map(dst, npix);
+    }
+    free(tmp);
+    Py_END_ALLOW_THREADS
+    release(v, 6);
+    if (failed)
+        return PyErr_NoMemory();
+    return PyBool_FromLong(finite);
+}
+
+PyDoc_STRVAR(quantize_maps_doc,
+             "quantize_maps(maps, out, peaks)\n--\n\n"
+             "out = (maps * 255) truncated to uint8 and peaks[i] = the maximum of out[i], for float64 maps (B, ...) "
+             "with B = len(peaks). Returns False, leaving out incomplete, when a value is outside [0, 1] or NaN.");
+
+static PyObject *quantize_maps(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[3];
+    if (!PyArg_ParseTuple(args, "OOO", &objs[0], &objs[1], &objs[2]))
+        return NULL;
+    static const char *names[3] = {"maps", "out", "peaks"};
+    static const Py_ssize_t sizes[3] = {8, 1, 8};
+    static const char kinds[3] = {'f', 'u', 'f'};
+    Py_buffer v[3];
+    memset(v, 0, sizeof(v));
+    for (int k = 0; k < 3; k++) {
+        if (get_buffer(objs[k], v + k, names[k], sizes[k], kinds[k], k > 0) < 0 || !v[k].obj) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_ValueError, "expected `%s`, got None", names[k]);
+            release(v, 3);
+            return NULL;
+        }
+    }
+    Py_ssize_t n = v[0].len / 8, batch = v[2].len / 8;
+    if (v[1].len != n || batch < 1 || n % batch != 0) {
+        PyErr_Format(PyExc_ValueError, "expected `maps` and `out` of B x N values with B = len(peaks) = %zd, got %zd "
+                     "and %zd", batch, n, v[1].len);
+        release(v, 3);
+        return NULL;
+    }
+    const double *maps = v[0].buf;
+    uint8_t *out = v[1].buf;
+    double *peaks = v[2].buf;
+    Py_ssize_t npix = n / batch;
+    int in_range = 1;
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < batch && in_range; i++) {
+        uint8_t peak = 0;
+        for (Py_ssize_t k = i * npix; k < (i + 1) * npix; k++) {
+            double s = maps[k];
+            in_range &= s >= 0.0 && s <= 1.0;
+            /* Clamped only so that an out-of-range value (reported, then redone in torch) is a defined cast. */
+            uint8_t q = (uint8_t)(s >= 0.0 && s <= 1.0 ? s * 255 : 0.0);
+            out[k] = q;
+            peak = q > peak ? q : peak;
+        }
+        peaks[i] = peak;
+    }
+    Py_END_ALLOW_THREADS
+    release(v, 3);
+    return PyBool_FromLong(in_range);
+}
+
 static PyMethodDef methods[] = {
     {"contour_boxes", contour_boxes, METH_VARARGS, contour_boxes_doc},
+    {"normalized_maps", normalized_maps, METH_VARARGS, normalized_maps_doc},
+    {"quantize_maps", quantize_maps, METH_VARARGS, quantize_maps_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "_wsol_kernel",
-    "OpenCV-exact contour boxes of thresholded score maps at many levels in one pass (see contour_boxes).",
+    "OpenCV-exact WSOL score maps (normalized_maps, quantize_maps) and contour boxes at many levels "
+    "(contour_boxes).",
     -1,
     methods,
 };
 
 PyMODINIT_FUNC PyInit__wsol_kernel(void)
 {
+    init_tables();
     return PyModule_Create(&module);
 }

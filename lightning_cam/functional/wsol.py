@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_cam.functional._wsol_kernel import contour_boxes
-from lightning_cam.functional.resize import resize_bicubic_like_opencv, resize_nearest_like_opencv
+from lightning_cam.functional._wsol_kernel import contour_boxes, normalized_maps, quantize_maps
+from lightning_cam.functional.resize import _cubic_taps, resize_bicubic_like_opencv, resize_nearest_like_opencv
 
 __all__ = [
     "BoxScores",
@@ -108,11 +109,30 @@ def scoremaps(cams: Tensor, eval_size: Sequence[int] = EVAL_SIZE, *, warn_non_fi
                 stacklevel=2,
             )
         maps = torch.where(finite[:, None, None], maps, torch.zeros_like(maps))
+    if maps.device.type == "cpu":
+        # The C kernel computes the same float64 operations in the same order as the torch code below.
+        out = torch.empty((len(maps), height, width), dtype=torch.float64)
+        if normalized_maps(
+            maps.contiguous().numpy(), *maps.shape[1:], *_taps(maps.shape[1:], (height, width)), out.numpy()
+        ):
+            return out
     # Small chunks keep the float64 maps in cache: several times faster than one pass over a large batch.
     return torch.cat([_normalized(chunk, (height, width)) for chunk in maps.split(_CHUNK)])
 
 
 _CHUNK = 16
+
+
+@lru_cache(maxsize=16)
+def _taps(source: Size, size: Size) -> tuple[np.ndarray | None, ...]:
+    """Row and column taps of the bicubic resize for the C kernel (float32 weights held exactly as float64)."""
+    if tuple(source) == tuple(size):
+        return None, None, None, None  # resize_bicubic_like_opencv keeps the maps as they are
+    taps = []
+    for src, dst in zip(source, size, strict=True):
+        index, weights = _cubic_taps(src, dst)
+        taps += [np.ascontiguousarray(index, np.int64), np.ascontiguousarray(weights, np.float64)]
+    return tuple(taps)
 
 
 def _normalized(maps: Tensor, size: Size) -> Tensor:
@@ -215,6 +235,12 @@ def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
 
 def _quantize(maps: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """uint8 maps ``(s * 255)`` truncated, as a contiguous array, and each map's peak (255, or 0 when all zero)."""
+    if maps.device.type == "cpu" and maps.dtype == torch.float64 and maps.numel():
+        values = maps.detach().contiguous().numpy()
+        quantized, peaks = np.empty(values.shape, np.uint8), np.empty(len(values))
+        # False for values outside [0, 1], which the torch conversion below handles as it always did.
+        if quantize_maps(values, quantized, peaks):
+            return quantized, peaks
     quantized = (maps * 255).to(torch.uint8).cpu().numpy()
     return np.ascontiguousarray(quantized), quantized.reshape(len(quantized), -1).max(1).astype(np.float64)
 
