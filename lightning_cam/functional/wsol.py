@@ -188,18 +188,27 @@ def _checked_boxes(boxes: Sequence[Tensor], batch_size: int, image_size: Size) -
             raise ValueError(f"Expected boxes[{i}] of shape (n, 4), got {tuple(b.shape)}.")
         if b.shape[0] == 0:
             raise ValueError(f"Expected at least one ground-truth box for image {i}, got an empty box list.")
-        b = b.to(torch.float64)
-        if not torch.isfinite(b).all():
-            raise ValueError(f"Expected finite boxes, got {b.tolist()} for image {i}.")
-        if (b[:, 2] < b[:, 0]).any() or (b[:, 3] < b[:, 1]).any():
-            raise ValueError(f"Expected boxes with x0 <= x1 and y0 <= y1, got {b.tolist()} for image {i}.")
-        if (b[:, :2] < 0).any() or (b[:, 2] > width).any() or (b[:, 3] > height).any():
-            raise ValueError(
-                f"Expected boxes inside the {height}x{width} image (0 <= x <= {width}, 0 <= y <= {height}), got "
-                f"{b.tolist()} for image {i}."
-            )
-        checked.append(b)
+        checked.append(b.to(torch.float64))
+    # The value checks run once on all boxes of the batch; a failure names the first image at fault.
+    flat = torch.cat(checked)
+    bad = {
+        "finite boxes": ~torch.isfinite(flat).all(1),
+        "boxes with x0 <= x1 and y0 <= y1": (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1]),
+        f"boxes inside the {height}x{width} image (0 <= x <= {width}, 0 <= y <= {height})": (
+            (flat[:, :2] < 0).any(1) | (flat[:, 2] > width) | (flat[:, 3] > height)
+        ),
+    }
+    for expected, rows in bad.items():
+        if rows.any():
+            row = int(rows.nonzero()[0])
+            image = int(np.searchsorted(np.cumsum([len(b) for b in checked]), row, side="right"))
+            raise ValueError(f"Expected {expected}, got {checked[image].tolist()} for image {image}.")
     return checked
+
+
+def _rescaled_boxes(boxes: list[Tensor], image_size: Size, eval_size: Size) -> list[Tensor]:
+    """:func:`rescale_boxes` on the boxes of a whole batch at once."""
+    return list(rescale_boxes(torch.cat(boxes), image_size, eval_size).split([len(b) for b in boxes]))
 
 
 def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
@@ -370,7 +379,7 @@ def prepare_inputs(
     maps = _maps(cams, eval_size, normalized, warn_non_finite)
     gt = None
     if boxes is not None:
-        gt = [rescale_boxes(b, image_size, eval_size) for b in _checked_boxes(boxes, maps.shape[0], image_size)]
+        gt = _rescaled_boxes(_checked_boxes(boxes, maps.shape[0], image_size), image_size, eval_size)
     if masks is not None:
         masks = _checked_masks(masks, maps.shape[0], image_size, eval_size)
     return maps, gt, masks

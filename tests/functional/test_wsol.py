@@ -173,6 +173,17 @@ def test_float32_constant_map_stays_zero_after_resize() -> None:
         ({"boxes": [torch.tensor([[0, 0, 5, 5]])] * 2}, ValueError, "boxes for 3 images, got 2"),
         ({"boxes": [torch.tensor([[5, 0, 4, 5]])] * 3}, ValueError, "x0 <= x1"),
         ({"boxes": [torch.tensor([[0, 0, 300, 5]])] * 3}, ValueError, "inside the 224x224 image"),
+        # Checked on the whole batch at once, the error still names the first image at fault and its boxes.
+        (
+            {"boxes": [torch.tensor([[0, 0, 5, 5]]), torch.tensor([[0, 0, 5, 5], [1, 1, 9, 300]]), torch.zeros(1, 4)]},
+            ValueError,
+            r"inside the 224x224 image .*\[1\.0, 1\.0, 9\.0, 300\.0\]\] for image 1\.",
+        ),
+        (
+            {"boxes": [torch.tensor([[0, 0, 5, 5]])] * 2 + [torch.tensor([[0.0, float("nan"), 5, 5]])]},
+            ValueError,
+            "finite boxes.*for image 2",
+        ),
         ({"boxes": [torch.zeros(0, 4)] * 3}, ValueError, "empty box list"),
         ({"boxes": [torch.zeros(3)] * 3}, ValueError, r"shape \(n, 4\)"),
         ({"masks": torch.zeros(3, 10, 10, dtype=torch.uint8)}, ValueError, r"masks of shape \(3, 224, 224\)"),
@@ -198,3 +209,17 @@ def test_bad_maps_raise_clear_errors() -> None:
         wsol.cam_thresholds(0.0)
     with pytest.raises(ValueError, match="threshold"):
         wsol.boxes_from_cams(torch.rand(1, 7, 7), threshold=1.5)
+
+
+@pytest.mark.parametrize(("source", "size"), [((14, 14), (224, 224)), ((7, 9), (48, 40)), ((30, 20), (30, 20))])
+def test_c_score_maps_equal_the_torch_path(source: tuple, size: tuple) -> None:
+    # The torch path serves GPUs and the odd case the C kernel declines; both must give the same bits.
+    generator = torch.Generator().manual_seed(3)
+    cams = torch.randn((6, *source), generator=generator, dtype=torch.float64)
+    cams[1] = 0.5  # constant
+    cams[2, 1:, 1:] = 0.0  # one hot corner after the min
+    expected = wsol._normalized(cams, size)
+    assert torch.equal(wsol.scoremaps(cams, size), expected)
+    quantized, peaks = wsol._quantize(expected)
+    assert np.array_equal(quantized, (expected * 255).to(torch.uint8).numpy())
+    assert peaks.tolist() == [0.0 if k == 1 else 255.0 for k in range(6)]
