@@ -171,7 +171,8 @@ def rescale_boxes(boxes: Tensor, image_size: Sequence[int], eval_size: Sequence[
     return (boxes * scale / size).trunc().to(torch.int64)
 
 
-def _checked_boxes(boxes: Sequence[Tensor], batch_size: int, image_size: Size) -> list[Tensor]:
+def _checked_boxes(boxes: Sequence[Tensor], batch_size: int, image_size: Size) -> tuple[Tensor, list[int]]:
+    """All boxes of the batch as one float64 ``(N, 4)`` tensor, and the number of boxes of each image."""
     if isinstance(boxes, Tensor) and boxes.ndim == 3:
         boxes = list(boxes)
     if not isinstance(boxes, Sequence) or isinstance(boxes, str):
@@ -190,7 +191,7 @@ def _checked_boxes(boxes: Sequence[Tensor], batch_size: int, image_size: Size) -
             raise ValueError(f"Expected at least one ground-truth box for image {i}, got an empty box list.")
         checked.append(b.to(torch.float64))
     # The value checks run once on all boxes of the batch; a failure names the first image at fault.
-    flat = torch.cat(checked)
+    flat, counts = torch.cat(checked), [len(b) for b in checked]
     bad = {
         "finite boxes": ~torch.isfinite(flat).all(1),
         "boxes with x0 <= x1 and y0 <= y1": (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1]),
@@ -201,14 +202,9 @@ def _checked_boxes(boxes: Sequence[Tensor], batch_size: int, image_size: Size) -
     for expected, rows in bad.items():
         if rows.any():
             row = int(rows.nonzero()[0])
-            image = int(np.searchsorted(np.cumsum([len(b) for b in checked]), row, side="right"))
+            image = int(np.searchsorted(np.cumsum(counts), row, side="right"))
             raise ValueError(f"Expected {expected}, got {checked[image].tolist()} for image {image}.")
-    return checked
-
-
-def _rescaled_boxes(boxes: list[Tensor], image_size: Size, eval_size: Size) -> list[Tensor]:
-    """:func:`rescale_boxes` on the boxes of a whole batch at once."""
-    return list(rescale_boxes(torch.cat(boxes), image_size, eval_size).split([len(b) for b in boxes]))
+    return flat, counts
 
 
 def box_iou(boxes_a: Tensor, boxes_b: Tensor) -> Tensor:
@@ -379,7 +375,8 @@ def prepare_inputs(
     maps = _maps(cams, eval_size, normalized, warn_non_finite)
     gt = None
     if boxes is not None:
-        gt = _rescaled_boxes(_checked_boxes(boxes, maps.shape[0], image_size), image_size, eval_size)
+        flat, counts = _checked_boxes(boxes, maps.shape[0], image_size)
+        gt = list(rescale_boxes(flat, image_size, eval_size).split(counts))
     if masks is not None:
         masks = _checked_masks(masks, maps.shape[0], image_size, eval_size)
     return maps, gt, masks

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torchmetrics import Metric
 
 from lightning_cam.functional.wsol import box_scores
 from lightning_cam.metrics._base import WSOLMetricBase
@@ -30,15 +31,27 @@ def check_labels(preds: Tensor | None, labels: Tensor | None, batch_size: int) -
     return preds.detach().cpu(), labels.detach().cpu()
 
 
-def localization_hits(
-    largest_iou: Tensor, classes: tuple[Tensor, Tensor] | None, iou_threshold: float
-) -> tuple[Tensor, Tensor | None]:
-    """GT-known hits ``(B, S)`` (largest contour's IoU reaches the threshold) and top-1 hits (also classified)."""
+def thresholds_with_loc(thresholds: Tensor, loc_threshold: float) -> Tensor:
+    """The curve's CAM thresholds followed by the fixed ``loc_threshold``: the columns of the localization counts."""
+    return torch.cat([thresholds, torch.tensor([loc_threshold], dtype=torch.float64)])
+
+
+def add_localization_hits(
+    metric: Metric, largest_iou: Tensor, classes: tuple[Tensor, Tensor] | None, iou_threshold: float
+) -> None:
+    """Add a batch's GT-known hits (largest contour's IoU reaches the threshold) and top-1 hits (also classified).
+
+    ``largest_iou`` is ``(B, T + 1)`` at :func:`thresholds_with_loc`; the metric's ``gt_known``, ``top1``,
+    ``num_images`` and ``num_classified`` states are summed into.
+    """
     gt_known = largest_iou >= iou_threshold
-    if classes is None:
-        return gt_known, None
-    preds, labels = classes
-    return gt_known, gt_known & (preds == labels)[:, None]
+    metric.gt_known += gt_known.sum(0).to(metric.gt_known.device)
+    metric.num_images += len(largest_iou)
+    if classes is not None:
+        preds, labels = classes
+        top1 = gt_known & (preds == labels)[:, None]
+        metric.top1 += top1.sum(0).to(metric.top1.device)
+        metric.num_classified += len(largest_iou)
 
 
 class LocalizationAccuracy(WSOLMetricBase):
@@ -92,7 +105,7 @@ class LocalizationAccuracy(WSOLMetricBase):
 
     def largest_thresholds(self) -> Tensor:
         """The curve's CAM thresholds followed by ``loc_threshold``."""
-        return torch.cat([self.thresholds, torch.tensor([self.loc_threshold], dtype=torch.float64)])
+        return thresholds_with_loc(self.thresholds, self.loc_threshold)
 
     def update(
         self,
@@ -116,16 +129,7 @@ class LocalizationAccuracy(WSOLMetricBase):
         maps, gt, _ = self._inputs(cams, boxes, None, image_size)
         classes = check_labels(preds, labels, len(maps))
         scores = box_scores(maps, gt, self.largest_thresholds(), all_contours=False, largest_contour=True)
-        self.add_hits(scores.largest_contour, classes)
-
-    def add_hits(self, largest_iou: Tensor, classes: tuple[Tensor, Tensor] | None) -> None:
-        """Accumulate best IoUs ``(B, T + 1)`` of the largest contour at :meth:`largest_thresholds`."""
-        gt_known, top1 = localization_hits(largest_iou, classes, self.iou_threshold)
-        self.gt_known += gt_known.sum(0).to(self.gt_known.device)
-        self.num_images += len(largest_iou)
-        if top1 is not None:
-            self.top1 += top1.sum(0).to(self.top1.device)
-            self.num_classified += len(largest_iou)
+        add_localization_hits(self, scores.largest_contour, classes, self.iou_threshold)
 
     def compute(self) -> dict[str, Tensor]:
         """``gt_known_loc``, ``top1_loc`` (with preds) at ``loc_threshold``; ``*_at_best`` and ``best_threshold``."""

@@ -16,7 +16,12 @@ from lightning_cam.functional.wsol import (
 )
 from lightning_cam.metrics._base import WSOLMetricBase, iou_tag
 from lightning_cam.metrics.box_accuracy import best_accuracies, check_iou_thresholds, correct_counts
-from lightning_cam.metrics.localization import check_labels, localization_hits, localization_results
+from lightning_cam.metrics.localization import (
+    add_localization_hits,
+    check_labels,
+    localization_results,
+    thresholds_with_loc,
+)
 
 V1_IOU = 0.5
 
@@ -102,15 +107,10 @@ class WSOLMetrics(WSOLMetricBase):
         maps, gt, masks = self._inputs(cams, boxes, masks, image_size)
         if gt is not None:
             classes = check_labels(preds, labels, len(maps))
-            largest = torch.cat([self.thresholds, torch.tensor([self.loc_threshold], dtype=torch.float64)])
+            largest = thresholds_with_loc(self.thresholds, self.loc_threshold)
             scores = box_scores(maps, gt, self.thresholds, largest_thresholds=largest)
             self.v2_correct += correct_counts(scores.all_contours, self.iou_thresholds).to(self.v2_correct.device)
-            gt_known, top1 = localization_hits(scores.largest_contour, classes, V1_IOU)
-            self.gt_known += gt_known.sum(0).to(self.gt_known.device)
-            self.num_images += len(maps)
-            if top1 is not None:
-                self.top1 += top1.sum(0).to(self.top1.device)
-                self.num_classified += len(maps)
+            add_localization_hits(self, scores.largest_contour, classes, V1_IOU)
         if masks is not None:
             foreground, background = pixel_histograms(maps, masks, self.thresholds)
             self.foreground += foreground.long().to(self.foreground.device)
