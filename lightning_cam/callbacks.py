@@ -18,14 +18,13 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from typing_extensions import override
 
+from lightning_cam.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lightning_cam.functional.overlay import draw_boxes, overlay_cams, to_uint8_images
 from lightning_cam.functional.panel import make_panel
 from lightning_cam.functional.wsol import boxes_from_cams
 from lightning_cam.heads import FeatureCapture, GAPHead, find_gap_head
 from lightning_cam.metrics import WSOLMetrics
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_KEYS = {"image": "image", "label": "label", "boxes": "boxes", "mask": "mask"}
 GT_COLOR = (0, 255, 0)
 PRED_COLOR = (255, 0, 0)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 from torchvision import models as tvm
 
+from lightning_cam.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from lightning_cam.functional.cams import Target
 from lightning_cam.heads import CAMOutput, GAPHead, PoolType
 
@@ -76,8 +77,7 @@ class _ChannelAffine(nn.Module):
 
 def _imagenet_input_transform() -> _ChannelAffine:
     # Maps ImageNet-normalised inputs to the (x - 0.5) / 0.5 normalisation Google's weights were trained with.
-    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-    return _ChannelAffine([s / 0.5 for s in std], [(m - 0.5) / 0.5 for m in mean])
+    return _ChannelAffine([s / 0.5 for s in IMAGENET_STD], [(m - 0.5) / 0.5 for m in IMAGENET_MEAN])
 
 
 def _linear_and_dropout(classifier: nn.Module, model_name: str) -> tuple[nn.Linear, float]:
