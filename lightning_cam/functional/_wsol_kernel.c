@@ -22,14 +22,15 @@
  *    parent comes first. Ties go to the component whose first pixel in raster order comes last (OpenCV lists
  *    siblings in that order and Python's max() keeps the first maximum).
  *
- * One sweep per map and mode: the pixels are added in decreasing order of value (counting sort) to a union-find
- * of 8-connected components that keeps, per component, the bounding box, twice the window area, the first pixel
- * in raster order and its slot in the list of live components. At each needed level the live components are
- * scored. A 2x2 window's foreground pixels are 8-adjacent, so a window always lies in the component of the pixel
- * just added, and its area changes only then. Most levels of a score map have no hole: the Euler number
- * (8-connected components minus 4-connected holes) is kept from the same windows, and only a level with holes
- * labels the background runs of its bitmask. A map costs O(pixels) plus, per needed level, its live components
- * (and the rows of the bitmask at levels with holes), whatever the number of levels.
+ * One sweep per map and mode: the pixels are added in decreasing order of value (counting sort, which also records
+ * which neighbours of each pixel are already active when it is added) to a union-find of 8-connected components
+ * that keeps, per component, the bounding box, twice the window area, the first pixel in raster order and its slot
+ * in the list of live components. At each needed level the live components are scored. A 2x2 window's foreground
+ * pixels are 8-adjacent, so a window always lies in the component of the pixel just added, and its area changes
+ * only then. Most levels of a score map have no hole: the Euler number (8-connected components minus 4-connected
+ * holes) is kept from the same windows, and only a level with holes labels the background runs of its bitmask. A
+ * map costs O(pixels) plus, per needed level, its live components (and the rows of the bitmask at levels with
+ * holes), whatever the number of levels.
  *
  * Plain C API and the buffer protocol only; the GIL is released while a batch is processed.
  */
@@ -54,9 +55,8 @@ typedef struct {
 static const int RING_DX[8] = {-1, 0, 1, 1, 1, 0, -1, -1};
 static const int RING_DY[8] = {-1, -1, -1, 0, 1, 1, 1, 0};
 
-/* Tables indexed by the 3x3 neighbourhood as read from the bitmask: bits 0-2 the row above (left to right), 3 and
- * 5 the left and right neighbours (4, the centre, is 0), 6-8 the row below. */
-#define NEIGHBOURHOODS 512
+/* Tables indexed by the ring mask of the active neighbours (bit i: ring neighbour i). */
+#define NEIGHBOURHOODS 256
 static uint8_t ring_stretches[NEIGHBOURHOODS]; /* how many unbroken stretches of active neighbours */
 static uint8_t ring_pick[NEIGHBOURHOODS][4];   /* a neighbour (ring index) in each */
 static int8_t euler_delta[NEIGHBOURHOODS];     /* change of 4 x the Euler number when the centre is added */
@@ -85,13 +85,10 @@ static void init_tables(void)
     /* Preference among the neighbours of a stretch: those below and to the right come later in raster order, so
      * they were added at an earlier level (not just before, which would chain the lookups). */
     static const int preference[8] = {5, 4, 6, 3, 1, 0, 2, 7};
-    for (int code = 0; code < NEIGHBOURHOODS; code++) {
-        int g[3][3] = {{0}}, m = 0;
-        for (int i = 0; i < 8; i++) {
-            int dy = RING_DY[i], dx = RING_DX[i];
-            g[1 + dy][1 + dx] = (code >> (3 * (1 + dy) + 1 + dx)) & 1;
-            m |= g[1 + dy][1 + dx] << i;
-        }
+    for (int m = 0; m < 256; m++) {
+        int g[3][3] = {{0}};
+        for (int i = 0; i < 8; i++)
+            g[1 + RING_DY[i]][1 + RING_DX[i]] = (m >> i) & 1;
         int euler = 0, area = 0;
         for (int centre = 0; centre < 2; centre++) {
             int sign = centre ? 1 : -1;
@@ -104,8 +101,8 @@ static void init_tables(void)
                 }
             }
         }
-        euler_delta[code] = (int8_t)euler;
-        area_delta[code] = (int8_t)area;
+        euler_delta[m] = (int8_t)euler;
+        area_delta[m] = (int8_t)area;
         /* Stretch of each active neighbour: the ring index where it starts (0 when all 8 are active). */
         int stretch[8], n = 0;
         for (int i = 0; i < 8; i++) {
@@ -122,9 +119,9 @@ static void init_tables(void)
                 if (((m >> preference[k]) & 1) && stretch[preference[k]] == i)
                     pick = preference[k];
             }
-            ring_pick[code][n++] = (uint8_t)pick;
+            ring_pick[m][n++] = (uint8_t)pick;
         }
-        ring_stretches[code] = (uint8_t)n;
+        ring_stretches[m] = (uint8_t)n;
     }
 }
 
@@ -150,6 +147,9 @@ typedef struct {
 typedef struct {
     int height, width, words, padded_width;
     uint32_t *order;     /* pixels (y << 16 | x) sorted by value */
+    uint8_t *codes;      /* the ring mask of each one's active neighbours when it is added, in the same order */
+    uint8_t *framed;     /* the map with a zero frame */
+    uint8_t *row_codes;  /* one row of ring masks, in raster order */
     int32_t start[NUM_LEVELS + 1];
     /* the sweep, on a grid with an inactive one-pixel frame, so that neighbours need no bounds checks */
     uint64_t *bits;      /* the foreground, `words` 64-bit words per row of the frame (bit x + 1: pixel x) */
@@ -171,6 +171,9 @@ typedef struct {
 static void work_free(Work *w)
 {
     free(w->order);
+    free(w->codes);
+    free(w->framed);
+    free(w->row_codes);
     free(w->label);
     free(w->uf);
     free(w->comp);
@@ -200,6 +203,9 @@ static int work_alloc(Work *w, int height, int width)
     /* A row holds at most width / 2 + 1 runs of either kind. */
     size_t max_runs = (size_t)height * (width / 2 + 1);
     w->order = malloc(sizeof(uint32_t) * npix);
+    w->codes = malloc(npix);
+    w->framed = calloc(npad, 1);
+    w->row_codes = malloc(width);
     w->label = malloc(sizeof(int32_t) * npix);
     w->uf = malloc(sizeof(int32_t) * npix);
     w->comp = malloc(sizeof(Comp) * npix);
@@ -214,8 +220,8 @@ static int work_alloc(Work *w, int height, int width)
     w->filled = malloc(npad);
     w->next = malloc(sizeof(int32_t) * npad);
     w->visited = malloc(npad);
-    if (!w->order || !w->label || !w->uf || !w->comp || !w->live || !w->bits || !w->runs ||
-        !w->bg_runs || !w->row_start || !w->bg_row_start || !w->parent || !w->stats || !w->filled || !w->next ||
+    if (!w->order || !w->codes || !w->framed || !w->row_codes || !w->label || !w->uf || !w->comp || !w->live ||
+        !w->bits || !w->runs || !w->bg_runs || !w->row_start || !w->bg_row_start || !w->parent || !w->stats || !w->filled || !w->next ||
         !w->visited) {
         work_free(w);
         return -1;
@@ -320,15 +326,7 @@ static void add_pixels(Work *w, int32_t begin, int32_t end)
     int32_t cur_label = -1, seen = -1, seen_root = -1; /* the last label looked up, and its root */
     for (int32_t k = begin; k < end; k++) {
         const int x = (int)(w->order[k] & 0xFFFF), y = (int)(w->order[k] >> 16);
-        /* Columns x - 1 .. x + 1 of the framed rows y - 1 .. y + 1 are bits x .. x + 2 of those rows. */
-        const int shift = x & 63;
-        const uint64_t *row = w->bits + (size_t)y * words + (x >> 6);
-        uint64_t up = row[0] >> shift | (row[1] << 1) << (63 - shift);
-        row += words;
-        uint64_t mid = row[0] >> shift | (row[1] << 1) << (63 - shift);
-        row += words;
-        uint64_t down = row[0] >> shift | (row[1] << 1) << (63 - shift);
-        unsigned m = (unsigned)((up & 7) | (mid & 7) << 3 | (down & 7) << 6);
+        const unsigned m = w->codes[k];
         int32_t raster = y * width + x, l;
         if (!m) {
             if (cur_label >= 0)
@@ -378,22 +376,39 @@ static void add_pixels(Work *w, int32_t begin, int32_t end)
     w->euler4 += euler4;
 }
 
-/* Counting sort of the pixels by value; `stride` and `offset` address the map (the hole fill has a frame). */
-static void sort_pixels(Work *w, const uint8_t *map, int stride, int offset)
+/*
+ * Counting sort of the pixels by value (raster order within a value, the order in which the sweep adds them), with
+ * the ring mask of the neighbours already active when each is added: those before it in raster order at its value
+ * or above, those after it above its value. Computing the masks here, a vectorised pass over rows, spares the
+ * sweep reading them from the bitmask it is writing. `map` has a zero frame (`stride` bytes per row); pixels of
+ * value 0 are never added, so the frame never counts as active.
+ */
+static void sort_pixels(Work *w, const uint8_t *map, int stride)
 {
     int32_t count[NUM_LEVELS + 1] = {0};
+    const int width = w->width;
+    uint8_t *row_codes = w->row_codes;
     for (int y = 0; y < w->height; y++) {
-        const uint8_t *row = map + offset + (size_t)y * stride;
-        for (int x = 0; x < w->width; x++)
+        const uint8_t *row = map + (size_t)(y + 1) * stride + 1;
+        for (int x = 0; x < width; x++)
             count[row[x] + 1]++;
     }
     for (int v = 0; v < NUM_LEVELS; v++)
         count[v + 1] += count[v];
     memcpy(w->start, count, sizeof(count));
     for (int y = 0; y < w->height; y++) {
-        const uint8_t *row = map + offset + (size_t)y * stride;
-        for (int x = 0; x < w->width; x++)
-            w->order[count[row[x]]++] = (uint32_t)y << 16 | (uint32_t)x;
+        const uint8_t *c = map + (size_t)(y + 1) * stride + 1, *up = c - stride, *dn = c + stride;
+        for (int x = 0; x < width; x++) {
+            const uint8_t v = c[x];
+            row_codes[x] = (uint8_t)((up[x - 1] >= v) | (up[x] >= v) << 1 | (up[x + 1] >= v) << 2 |
+                                     (c[x + 1] > v) << 3 | (dn[x + 1] > v) << 4 | (dn[x] > v) << 5 |
+                                     (dn[x - 1] > v) << 6 | (c[x - 1] >= v) << 7);
+        }
+        for (int x = 0; x < width; x++) {
+            int32_t k = count[c[x]]++;
+            w->order[k] = (uint32_t)y << 16 | (uint32_t)x;
+            w->codes[k] = row_codes[x];
+        }
     }
 }
 
@@ -586,6 +601,7 @@ static void hole_fill(Work *w, const uint8_t *q)
         head[v] = -1;
     /* `filled` starts as a framed copy of q and is raised in place: a pixel's value is read once, when pushed. */
     memset(w->visited, 1, npad);
+    memset(w->filled, 0, npad);
     for (int y = 0; y < height; y++) {
         memcpy(w->filled + (size_t)(y + 1) * pw + 1, q + (size_t)y * width, width);
         memset(w->visited + (size_t)(y + 1) * pw + 1, 0, width);
@@ -698,7 +714,9 @@ static void process_batch(Work *w, const Batch *b)
             memset(needed, 0, sizeof(needed));
             for (Py_ssize_t t = 0; t < b->all_levels; t++)
                 needed[levels[t]] = 1;
-            sort_pixels(w, q, w->width, 0);
+            for (int y = 0; y < w->height; y++)
+                memcpy(w->framed + (size_t)(y + 1) * w->padded_width + 1, q + (size_t)y * w->width, w->width);
+            sort_pixels(w, w->framed, w->padded_width);
             sweep_levels(w, needed, visit_all_contours, &r);
             for (Py_ssize_t t = 0; t < b->all_levels; t++)
                 b->all_iou[i * b->all_levels + t] = r.iou[levels[t]];
@@ -709,7 +727,7 @@ static void process_batch(Work *w, const Batch *b)
             for (Py_ssize_t t = 0; t < b->largest_levels; t++)
                 needed[levels[t]] = 1;
             hole_fill(w, q);
-            sort_pixels(w, w->filled, w->padded_width, w->padded_width + 1);
+            sort_pixels(w, w->filled, w->padded_width);
             sweep_levels(w, needed, visit_largest_contour, &r);
             for (Py_ssize_t t = 0; t < b->largest_levels; t++) {
                 Py_ssize_t o = i * b->largest_levels + t;
