@@ -939,64 +939,101 @@ static void resize_map(const double *src, int src_w, int src_h, const int64_t *c
     }
 }
 
-/* (m - min) / (max - min) in place, all zeros for a constant map; 0 when a value is not finite (untouched). */
-static int normalize_map(double *m, size_t n)
+/*
+ * (m - min) / (max - min) in place, all zeros for a constant map, and, when `q` is given, the map quantised as
+ * `quantize_maps` does and its peak. Returns 0, leaving the map untouched, when a value is not finite.
+ */
+static int normalize_map(double *m, size_t n, uint8_t *q, uint8_t *peak)
 {
-    double low = m[0], high = m[0];
+    /* Four running minima and maxima: one would chain every comparison to the previous one. */
+    double low[4] = {m[0], m[0], m[0], m[0]}, high[4] = {m[0], m[0], m[0], m[0]};
     int finite = 1;
-    for (size_t k = 0; k < n; k++) {
-        double v = m[k];
-        finite &= isfinite(v) != 0;
-        low = v < low ? v : low;
-        high = v > high ? v : high;
+    size_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        for (int j = 0; j < 4; j++) {
+            double v = m[k + j];
+            finite &= isfinite(v) != 0;
+            low[j] = v < low[j] ? v : low[j];
+            high[j] = v > high[j] ? v : high[j];
+        }
+    }
+    for (; k < n; k++) {
+        finite &= isfinite(m[k]) != 0;
+        low[0] = m[k] < low[0] ? m[k] : low[0];
+        high[0] = m[k] > high[0] ? m[k] : high[0];
     }
     if (!finite)
         return 0;
-    if (high == low) {
+    for (int j = 1; j < 4; j++) {
+        low[0] = low[j] < low[0] ? low[j] : low[0];
+        high[0] = high[j] > high[0] ? high[j] : high[0];
+    }
+    *peak = 0;
+    if (high[0] == low[0]) {
         memset(m, 0, n * sizeof(double));
+        if (q)
+            memset(q, 0, n);
         return 1;
     }
-    double range = high - low;
-    for (size_t k = 0; k < n; k++)
-        m[k] = (m[k] - low) / range;
+    const double base = low[0], range = high[0] - low[0];
+    if (!q) {
+        for (k = 0; k < n; k++)
+            m[k] = (m[k] - base) / range;
+        return 1;
+    }
+    /* m - base <= range once rounded (rounding is monotonic), so s is in [0, 1] and the cast is defined. */
+    uint8_t top = 0;
+    for (k = 0; k < n; k++) {
+        double s = (m[k] - base) / range;
+        m[k] = s;
+        q[k] = (uint8_t)(s * 255);
+        top = q[k] > top ? q[k] : top;
+    }
+    *peak = top;
     return 1;
 }
 
 PyDoc_STRVAR(normalized_maps_doc,
-             "normalized_maps(cams, src_height, src_width, row_index, row_weights, col_index, col_weights, out)\n"
-             "--\n\n"
+             "normalized_maps(cams, src_height, src_width, row_index, row_weights, col_index, col_weights, out, "
+             "quantized, peaks)\n--\n\n"
              "Resize float64 maps (B, src_height, src_width) with the cubic taps of resize.py (index int64 (n, 4), "
              "weights float64 (n, 4), for the output rows and columns; all None to keep the size) as OpenCV does, "
              "and min-max normalise them into out (float64 (B, n_rows, n_cols)); constant maps become zeros.\n"
-             "Returns False when a resized map has a non-finite value (out is then incomplete).");
+             "quantized (uint8, same shape) and peaks (float64 (B,)), or None: the normalised maps quantised as "
+             "quantize_maps does, map by map while each is in cache. out may be None when quantized is given.\n"
+             "Returns False when a resized map has a non-finite value (the outputs are then incomplete).");
 
 static PyObject *normalized_maps(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *objs[6];
+    PyObject *objs[8];
     int src_h, src_w;
-    if (!PyArg_ParseTuple(args, "OiiOOOOO", &objs[0], &src_h, &src_w, &objs[1], &objs[2], &objs[3], &objs[4],
-                          &objs[5]))
+    if (!PyArg_ParseTuple(args, "OiiOOOOOOO", &objs[0], &src_h, &src_w, &objs[1], &objs[2], &objs[3], &objs[4],
+                          &objs[5], &objs[6], &objs[7]))
         return NULL;
-    static const char *names[6] = {"cams", "row_index", "row_weights", "col_index", "col_weights", "out"};
-    static const char kinds[6] = {'f', 'i', 'f', 'i', 'f', 'f'};
-    Py_buffer v[6];
+    static const char *names[8] = {"cams",        "row_index", "row_weights", "col_index",
+                                   "col_weights", "out",       "quantized",   "peaks"};
+    static const Py_ssize_t sizes[8] = {8, 8, 8, 8, 8, 8, 1, 8};
+    static const char kinds[8] = {'f', 'i', 'f', 'i', 'f', 'f', 'u', 'f'};
+    Py_buffer v[8];
     memset(v, 0, sizeof(v));
-    for (int k = 0; k < 6; k++) {
-        if (get_buffer(objs[k], v + k, names[k], 8, kinds[k], k == 5) < 0) {
-            release(v, 6);
+    for (int k = 0; k < 8; k++) {
+        if (get_buffer(objs[k], v + k, names[k], sizes[k], kinds[k], k >= 5) < 0) {
+            release(v, 8);
             return NULL;
         }
     }
-#define COUNT(k) (v[k].obj ? v[k].len / 8 : 0)
+#define COUNT(k) (v[k].obj ? v[k].len / v[k].itemsize : 0)
 #define FAIL(...)                                     \
     do {                                              \
         PyErr_Format(PyExc_ValueError, __VA_ARGS__); \
-        release(v, 6);                                \
+        release(v, 8);                                \
         return NULL;                                  \
     } while (0)
-    if (!v[0].obj || !v[5].obj)
-        FAIL("expected `cams` and `out`, got None");
+    if (!v[0].obj || (!v[5].obj && !v[6].obj))
+        FAIL("expected `cams` and at least one of `out` and `quantized`, got None");
+    if ((v[6].obj != NULL) != (v[7].obj != NULL))
+        FAIL("expected `quantized` and `peaks` both or neither, got only `%s`", v[6].obj ? "quantized" : "peaks");
     if (src_h < 1 || src_w < 1 || (Py_ssize_t)src_h * src_w > INT32_MAX)
         FAIL("expected a source size >= 1, got %d x %d", src_h, src_w);
     Py_ssize_t src_npix = (Py_ssize_t)src_h * src_w;
@@ -1025,31 +1062,45 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
                 FAIL("expected `col_index` in [0, %d), got %lld", src_w, (long long)cols[k]);
         }
     }
-    if (COUNT(5) != batch * height * width)
-        FAIL("expected `out` of %zd values, got %zd", batch * height * width, COUNT(5));
+    for (int k = 5; k <= 6; k++) {
+        if (v[k].obj && COUNT(k) != batch * height * width)
+            FAIL("expected `%s` of %zd values, got %zd", names[k], batch * height * width, COUNT(k));
+    }
+    if (v[7].obj && COUNT(7) != batch)
+        FAIL("expected `peaks` of %zd values, got %zd", batch, COUNT(7));
 #undef COUNT
 #undef FAIL
     const double *cams = v[0].buf;
-    double *out = v[5].buf, *tmp = NULL;
+    double *out = v[5].buf, *peaks = v[7].buf, *tmp = NULL, *scratch = NULL;
+    uint8_t *quantized = v[6].buf;
     size_t npix = (size_t)height * width;
     int finite = 1, failed = 0;
     Py_BEGIN_ALLOW_THREADS
     if (resize) {
         tmp = malloc(sizeof(double) * (size_t)src_h * width);
-        failed = tmp == NULL;
+        failed |= tmp == NULL;
+    }
+    if (!out) {
+        /* Without `out`, every map goes through one buffer that stays in cache. */
+        scratch = malloc(sizeof(double) * npix);
+        failed |= scratch == NULL;
     }
     for (Py_ssize_t i = 0; i < batch && !failed; i++) {
-        double *dst = out + i * npix;
+        double *dst = out ? out + i * npix : scratch;
         if (resize)
             resize_map(cams + i * src_npix, src_w, src_h, v[3].buf, v[4].buf, (int)width, v[1].buf, v[2].buf,
                        (int)height, tmp, dst);
         else
             memcpy(dst, cams + i * src_npix, sizeof(double) * npix);
-        finite &= normalize_map(dst, npix);
+        uint8_t peak = 0;
+        finite &= normalize_map(dst, npix, quantized ? quantized + i * npix : NULL, &peak);
+        if (peaks)
+            peaks[i] = peak;
     }
     free(tmp);
+    free(scratch);
     Py_END_ALLOW_THREADS
-    release(v, 6);
+    release(v, 8);
     if (failed)
         return PyErr_NoMemory();
     return PyBool_FromLong(finite);

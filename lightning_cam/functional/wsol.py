@@ -91,7 +91,40 @@ def scoremaps(cams: Tensor, eval_size: Sequence[int] = EVAL_SIZE, *, warn_non_fi
         >>> maps.shape, maps.min().item(), maps.max().item()
         (torch.Size([1, 4, 4]), 0.0, 1.0)
     """
+    return _score_maps(cams, eval_size, warn_non_finite=warn_non_finite).maps
+
+
+class _ScoreMaps(NamedTuple):
+    """A batch's score maps at evaluation size, in the forms asked for (None where not asked for).
+
+    Attributes:
+        maps: float64 ``(B, H, W)``, for PxAP.
+        quantized: uint8 ``(B, H, W)``, C-contiguous, the maps the boxes come from.
+        peaks: float64 ``(B,)``, the maximum of each quantised map.
+    """
+
+    maps: Tensor | None
+    quantized: np.ndarray | None
+    peaks: np.ndarray | None
+
+
+def _score_maps(
+    cams: Tensor,
+    eval_size: Sequence[int],
+    normalized: bool = False,
+    *,
+    warn_non_finite: bool = True,
+    float_maps: bool = True,
+    quantized: bool = False,
+) -> _ScoreMaps:
+    """Score maps from raw CAMs (see :func:`scoremaps`), or validated when already normalised, as asked for.
+
+    The C kernel quantises each map while it is in cache; without ``float_maps`` it never writes the float maps out.
+    """
     height, width = _check_size(eval_size, "eval_size")
+    if normalized:
+        maps = _checked_normalized(cams, (height, width))
+        return _ScoreMaps(maps, *(_quantize(maps) if quantized else (None, None)))
     if not isinstance(cams, Tensor) or cams.ndim != 3:
         raise ValueError(f"Expected `cams` as a (B, h, w) tensor, got {getattr(cams, 'shape', type(cams))}.")
     if not cams.is_floating_point():
@@ -106,18 +139,24 @@ def scoremaps(cams: Tensor, eval_size: Sequence[int] = EVAL_SIZE, *, warn_non_fi
                 f"{int((~finite).sum())} of {len(finite)} CAMs have NaN/inf values; they are scored as all-zero "
                 "maps, as the reference evaluator does.",
                 RuntimeWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         maps = torch.where(finite[:, None, None], maps, torch.zeros_like(maps))
     if maps.device.type == "cpu":
         # The C kernel computes the same float64 operations in the same order as the torch code below.
-        out = torch.empty((len(maps), height, width), dtype=torch.float64)
-        if normalized_maps(
-            maps.contiguous().numpy(), *maps.shape[1:], *_taps(maps.shape[1:], (height, width)), out.numpy()
-        ):
-            return out
+        shape = (len(maps), height, width)
+        out = torch.empty(shape, dtype=torch.float64) if float_maps else None
+        q, peaks = (np.empty(shape, np.uint8), np.empty(len(maps))) if quantized else (None, None)
+        taps = _taps(maps.shape[1:], (height, width))
+        if normalized_maps(maps.contiguous().numpy(), *maps.shape[1:], *taps, _numpy(out), q, peaks):
+            return _ScoreMaps(out, q, peaks)
     # Small chunks keep the float64 maps in cache: several times faster than one pass over a large batch.
-    return torch.cat([_normalized(chunk, (height, width)) for chunk in maps.split(_CHUNK)])
+    maps = torch.cat([_normalized(chunk, (height, width)) for chunk in maps.split(_CHUNK)])
+    return _ScoreMaps(maps, *(_quantize(maps) if quantized else (None, None)))
+
+
+def _numpy(tensor: Tensor | None) -> np.ndarray | None:
+    return None if tensor is None else tensor.numpy()
 
 
 _CHUNK = 16
@@ -301,8 +340,30 @@ def box_scores(
     """
     if maps.ndim != 3 or maps.shape[0] == 0:
         raise ValueError(f"Expected `maps` as a non-empty (B, H, W) tensor, got shape {tuple(maps.shape)}.")
-    batch, height, width = maps.shape
     quantized, peaks = _quantize(maps)
+    return _quantized_box_scores(
+        quantized,
+        peaks,
+        gt_boxes,
+        thresholds,
+        all_contours=all_contours,
+        largest_contour=largest_contour,
+        largest_thresholds=largest_thresholds,
+    )
+
+
+def _quantized_box_scores(
+    quantized: np.ndarray,
+    peaks: np.ndarray,
+    gt_boxes: Sequence[Tensor] | None,
+    thresholds: Tensor,
+    *,
+    all_contours: bool = True,
+    largest_contour: bool = True,
+    largest_thresholds: Tensor | None = None,
+) -> BoxScores:
+    """:func:`box_scores` of maps already quantised (uint8 ``(B, H, W)``, C-contiguous) with their peaks."""
+    batch, height, width = quantized.shape
     levels = _levels(peaks, thresholds.detach().cpu().to(torch.float64))
     largest_levels = levels if largest_thresholds is None else _levels(peaks, largest_thresholds.cpu().double())
     num_thresholds, num_largest = levels.shape[1], largest_levels.shape[1]
@@ -332,10 +393,8 @@ def box_scores(
     return BoxScores(*(None if a is None else torch.from_numpy(a) for a in (all_iou, largest_iou, largest_boxes)))
 
 
-def _maps(cams: Tensor, eval_size: Size, normalized: bool, warn_non_finite: bool = True) -> Tensor:
-    """Score maps at evaluation size: computed from raw CAMs, or validated when already normalised."""
-    if not normalized:
-        return scoremaps(cams, eval_size, warn_non_finite=warn_non_finite)
+def _checked_normalized(cams: Tensor, eval_size: Size) -> Tensor:
+    """Already normalised score maps, validated, as float64."""
     if not isinstance(cams, Tensor) or cams.ndim != 3 or tuple(cams.shape[-2:]) != eval_size or not len(cams):
         shape = tuple(getattr(cams, "shape", ()))
         raise ValueError(f"Expected normalised maps of shape (B, {eval_size[0]}, {eval_size[1]}), got {shape}.")
@@ -370,16 +429,43 @@ def prepare_inputs(
     Returns:
         Float64 maps ``(B, H, W)``, int64 boxes (or None) and masks (or None), all at evaluation size.
     """
+    score, gt, masks = _prepare(
+        cams,
+        boxes,
+        masks,
+        image_size=image_size,
+        eval_size=eval_size,
+        normalized=normalized,
+        warn_non_finite=warn_non_finite,
+    )
+    return score.maps, gt, masks
+
+
+def _prepare(
+    cams: Tensor,
+    boxes: Sequence[Tensor] | None,
+    masks: Tensor | None,
+    *,
+    image_size: Sequence[int] | None,
+    eval_size: Sequence[int],
+    normalized: bool,
+    warn_non_finite: bool = True,
+    float_maps: bool = True,
+    quantized: bool = False,
+) -> tuple[_ScoreMaps, list[Tensor] | None, Tensor | None]:
+    """:func:`prepare_inputs` with the score maps in the forms asked for (see :func:`_score_maps`)."""
     eval_size = _check_size(eval_size, "eval_size")
     image_size = eval_size if image_size is None else _check_size(tuple(image_size), "image_size")
-    maps = _maps(cams, eval_size, normalized, warn_non_finite)
+    score = _score_maps(
+        cams, eval_size, normalized, warn_non_finite=warn_non_finite, float_maps=float_maps, quantized=quantized
+    )
     gt = None
     if boxes is not None:
-        flat, counts = _checked_boxes(boxes, maps.shape[0], image_size)
+        flat, counts = _checked_boxes(boxes, len(cams), image_size)
         gt = list(rescale_boxes(flat, image_size, eval_size).split(counts))
     if masks is not None:
-        masks = _checked_masks(masks, maps.shape[0], image_size, eval_size)
-    return maps, gt, masks
+        masks = _checked_masks(masks, len(cams), image_size, eval_size)
+    return score, gt, masks
 
 
 def box_accuracy_curves(
@@ -417,9 +503,23 @@ def box_accuracy_curves(
     """
     if boxes is None:
         raise ValueError("Expected ground-truth `boxes`, got None.")
-    maps, gt, _ = prepare_inputs(cams, boxes, image_size=image_size, eval_size=eval_size, normalized=normalized)
-    scores = box_scores(
-        maps, gt, cam_thresholds(cam_curve_interval), all_contours=multi_contour, largest_contour=not multi_contour
+    score, gt, _ = _prepare(
+        cams,
+        boxes,
+        None,
+        image_size=image_size,
+        eval_size=eval_size,
+        normalized=normalized,
+        float_maps=False,
+        quantized=True,
+    )
+    scores = _quantized_box_scores(
+        score.quantized,
+        score.peaks,
+        gt,
+        cam_thresholds(cam_curve_interval),
+        all_contours=multi_contour,
+        largest_contour=not multi_contour,
     )
     best = scores.all_contours if multi_contour else scores.largest_contour
     iou = torch.as_tensor(iou_thresholds, dtype=torch.float64)
@@ -492,9 +592,9 @@ def boxes_from_cams(
             raise ValueError(f"Expected `cams` as a (B, h, w) tensor, got {getattr(cams, 'shape', type(cams))}.")
         image_size = tuple(cams.shape[-2:])
     image_size = _check_size(tuple(image_size), "image_size")
-    maps = _maps(cams, image_size, normalized)
+    score = _score_maps(cams, image_size, normalized, float_maps=False, quantized=True)
     thresholds = torch.tensor([float(threshold)], dtype=torch.float64)
-    scores = box_scores(maps, None, thresholds, all_contours=False, largest_contour=True)
+    scores = _quantized_box_scores(score.quantized, score.peaks, None, thresholds, all_contours=False)
     return scores.largest_boxes[:, 0].to(torch.int64)
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from lightning_cam.functional.wsol import EVAL_SIZE, _check_size, cam_thresholds, prepare_inputs
+from lightning_cam.functional.wsol import EVAL_SIZE, _check_size, _prepare, _ScoreMaps, cam_thresholds
 
 
 class WSOLMetricBase(Metric):
@@ -47,7 +47,10 @@ class WSOLMetricBase(Metric):
         boxes: Sequence[Tensor] | None,
         masks: Tensor | None,
         image_size: Sequence[int] | None,
-    ) -> tuple[Tensor, list[Tensor] | None, Tensor | None]:
+        *,
+        quantized: bool,
+    ) -> tuple[_ScoreMaps, list[Tensor] | None, Tensor | None]:
+        # Float maps only for the masks (PxAP); boxes need only the quantised maps.
         if not isinstance(cams, Tensor):
             raise TypeError(f"Expected `cams` as a (B, h, w) tensor, got {type(cams).__name__}.")
         if cams.ndim == 4 and cams.shape[1] == 1:
@@ -64,7 +67,7 @@ class WSOLMetricBase(Metric):
                 RuntimeWarning,
                 stacklevel=3,
             )
-        return prepare_inputs(
+        return _prepare(
             cams,
             boxes,
             masks,
@@ -72,6 +75,8 @@ class WSOLMetricBase(Metric):
             eval_size=self.eval_size,
             normalized=self.normalized,
             warn_non_finite=False,
+            float_maps=masks is not None,
+            quantized=quantized,
         )
 
     def _require_updates(self, count: Tensor, what: str) -> None:

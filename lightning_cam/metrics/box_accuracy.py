@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from lightning_cam.functional.wsol import box_scores
+from lightning_cam.functional.wsol import _quantized_box_scores
 from lightning_cam.metrics._base import WSOLMetricBase, iou_tag
 
 
@@ -76,13 +76,18 @@ class MaxBoxAccuracy(WSOLMetricBase):
         """
         if boxes is None:
             raise ValueError(f"{type(self).__name__}.update needs ground-truth `boxes`, got None.")
-        maps, gt, _ = self._inputs(cams, boxes, None, image_size)
-        scores = box_scores(
-            maps, gt, self.thresholds, all_contours=self.multi_contour, largest_contour=not self.multi_contour
+        score, gt, _ = self._inputs(cams, boxes, None, image_size, quantized=True)
+        scores = _quantized_box_scores(
+            score.quantized,
+            score.peaks,
+            gt,
+            self.thresholds,
+            all_contours=self.multi_contour,
+            largest_contour=not self.multi_contour,
         )
         best = scores.all_contours if self.multi_contour else scores.largest_contour
         self.correct += correct_counts(best, self.iou_thresholds).to(self.correct.device)
-        self.num_images += len(maps)
+        self.num_images += len(gt)
 
     def compute(self) -> dict[str, Tensor]:
         """The mean over IoU thresholds and its parts.

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from lightning_cam.functional.wsol import box_scores
+from lightning_cam.functional.wsol import _quantized_box_scores
 from lightning_cam.metrics._base import WSOLMetricBase
 from lightning_cam.metrics.box_accuracy import best_accuracies
 
@@ -126,9 +126,9 @@ class LocalizationAccuracy(WSOLMetricBase):
         """
         if boxes is None:
             raise ValueError(f"{type(self).__name__}.update needs ground-truth `boxes`, got None.")
-        maps, gt, _ = self._inputs(cams, boxes, None, image_size)
-        classes = check_labels(preds, labels, len(maps))
-        scores = box_scores(maps, gt, self.largest_thresholds(), all_contours=False, largest_contour=True)
+        score, gt, _ = self._inputs(cams, boxes, None, image_size, quantized=True)
+        classes = check_labels(preds, labels, len(gt))
+        scores = _quantized_box_scores(score.quantized, score.peaks, gt, self.largest_thresholds(), all_contours=False)
         add_localization_hits(self, scores.largest_contour, classes, self.iou_threshold)
 
     def compute(self) -> dict[str, Tensor]:

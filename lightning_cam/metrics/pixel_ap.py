@@ -59,8 +59,8 @@ class PixelAveragePrecision(WSOLMetricBase):
         """
         if masks is None:
             raise ValueError(f"{type(self).__name__}.update needs object `masks`, got None.")
-        maps, _, masks = self._inputs(cams, None, masks, image_size)
-        self.add_histograms(maps, masks)
+        score, _, masks = self._inputs(cams, None, masks, image_size, quantized=False)
+        self.add_histograms(score.maps, masks)
 
     def add_histograms(self, maps: Tensor, masks: Tensor) -> None:
         """Accumulate the pixel histograms of prepared maps and masks at evaluation size."""

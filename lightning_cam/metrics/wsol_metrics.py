@@ -9,8 +9,8 @@ import torch
 from torch import Tensor
 
 from lightning_cam.functional.wsol import (
+    _quantized_box_scores,
     average_precision_from_histograms,
-    box_scores,
     pixel_histograms,
     precision_recall_from_histograms,
 )
@@ -104,15 +104,17 @@ class WSOLMetrics(WSOLMetricBase):
         """
         if boxes is None and masks is None:
             raise ValueError("Expected ground-truth `boxes` or `masks` (or both), got neither.")
-        maps, gt, masks = self._inputs(cams, boxes, masks, image_size)
+        score, gt, masks = self._inputs(cams, boxes, masks, image_size, quantized=boxes is not None)
         if gt is not None:
-            classes = check_labels(preds, labels, len(maps))
+            classes = check_labels(preds, labels, len(gt))
             largest = thresholds_with_loc(self.thresholds, self.loc_threshold)
-            scores = box_scores(maps, gt, self.thresholds, largest_thresholds=largest)
+            scores = _quantized_box_scores(
+                score.quantized, score.peaks, gt, self.thresholds, largest_thresholds=largest
+            )
             self.v2_correct += correct_counts(scores.all_contours, self.iou_thresholds).to(self.v2_correct.device)
             add_localization_hits(self, scores.largest_contour, classes, V1_IOU)
         if masks is not None:
-            foreground, background = pixel_histograms(maps, masks, self.thresholds)
+            foreground, background = pixel_histograms(score.maps, masks, self.thresholds)
             self.foreground += foreground.long().to(self.foreground.device)
             self.background += background.long().to(self.background.device)
 

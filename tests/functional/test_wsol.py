@@ -223,3 +223,21 @@ def test_c_score_maps_equal_the_torch_path(source: tuple, size: tuple) -> None:
     quantized, peaks = wsol._quantize(expected)
     assert np.array_equal(quantized, (expected * 255).to(torch.uint8).numpy())
     assert peaks.tolist() == [0.0 if k == 1 else 255.0 for k in range(6)]
+    # Quantised map by map inside the kernel, with or without writing the float maps out.
+    for float_maps in (True, False):
+        score = wsol._score_maps(cams, size, float_maps=float_maps, quantized=True)
+        assert torch.equal(score.maps, expected) if float_maps else score.maps is None
+        assert np.array_equal(score.quantized, quantized)
+        assert np.array_equal(score.peaks, peaks)
+
+
+def test_c_score_maps_check_their_outputs() -> None:
+    cams = np.zeros((2, 4, 4))
+    with pytest.raises(ValueError, match="at least one of `out` and `quantized`"):
+        wsol.normalized_maps(cams, 4, 4, None, None, None, None, None, None, None)
+    with pytest.raises(ValueError, match="`quantized` and `peaks` both or neither"):
+        wsol.normalized_maps(cams, 4, 4, None, None, None, None, None, np.empty((2, 4, 4), np.uint8), None)
+    with pytest.raises(ValueError, match="`peaks` of 2 values"):
+        wsol.normalized_maps(cams, 4, 4, None, None, None, None, None, np.empty((2, 4, 4), np.uint8), np.empty(3))
+    with pytest.raises(TypeError, match="`quantized` as a contiguous buffer of uint8"):
+        wsol.normalized_maps(cams, 4, 4, None, None, None, None, None, np.empty((2, 4, 4)), np.empty(2))
