@@ -85,7 +85,7 @@ static void init_tables(void)
     /* Preference among the neighbours of a stretch: those below and to the right come later in raster order, so
      * they were added at an earlier level (not just before, which would chain the lookups). */
     static const int preference[8] = {5, 4, 6, 3, 1, 0, 2, 7};
-    for (int m = 0; m < 256; m++) {
+    for (int m = 0; m < NEIGHBOURHOODS; m++) {
         int g[3][3] = {{0}};
         for (int i = 0; i < 8; i++)
             g[1 + RING_DY[i]][1 + RING_DX[i]] = (m >> i) & 1;
@@ -788,6 +788,30 @@ static void release(Py_buffer *views, int n)
     }
 }
 
+/* get_buffer for the n arguments of a call, those from `first_output` on writable; on failure none is held. */
+static int get_buffers(PyObject **objs, Py_buffer *views, int n, const char *const *names, const Py_ssize_t *sizes,
+                       const char *kinds, int first_output)
+{
+    memset(views, 0, sizeof(*views) * n);
+    for (int k = 0; k < n; k++) {
+        if (get_buffer(objs[k], views + k, names[k], sizes[k], kinds[k], k >= first_output) < 0) {
+            release(views, n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* In a binding whose buffers are the array `v`: the item count of a buffer (0 for None), and a ValueError that
+ * releases them all. */
+#define COUNT(k) (v[k].obj ? v[k].len / v[k].itemsize : 0)
+#define FAIL(...)                                                 \
+    do {                                                          \
+        PyErr_Format(PyExc_ValueError, __VA_ARGS__);             \
+        release(v, (int)(sizeof(v) / sizeof(v[0])));             \
+        return NULL;                                              \
+    } while (0)
+
 PyDoc_STRVAR(contour_boxes_doc,
              "contour_boxes(maps, height, width, all_levels, largest_levels, gt_boxes, gt_offsets, all_iou, "
              "largest_iou, largest_boxes)\n--\n\n"
@@ -813,22 +837,9 @@ static PyObject *contour_boxes(PyObject *self, PyObject *args)
                                    "gt_offsets", "all_iou",    "largest_iou",    "largest_boxes"};
     static const Py_ssize_t sizes[8] = {1, 4, 4, 4, 8, 8, 8, 4};
     static const char kinds[8] = {'u', 'i', 'i', 'i', 'i', 'f', 'f', 'i'};
-    static const int writable[8] = {0, 0, 0, 0, 0, 1, 1, 1};
     Py_buffer v[8];
-    memset(v, 0, sizeof(v));
-    for (int k = 0; k < 8; k++) {
-        if (get_buffer(objs[k], v + k, names[k], sizes[k], kinds[k], writable[k]) < 0) {
-            release(v, 8);
-            return NULL;
-        }
-    }
-#define COUNT(k) (v[k].obj ? v[k].len / v[k].itemsize : 0)
-#define FAIL(...)                                     \
-    do {                                              \
-        PyErr_Format(PyExc_ValueError, __VA_ARGS__); \
-        release(v, 8);                                \
-        return NULL;                                  \
-    } while (0)
+    if (get_buffers(objs, v, 8, names, sizes, kinds, 5) < 0)
+        return NULL;
     if (!v[0].obj)
         FAIL("expected `maps`, got None");
     if (height < 1 || width < 1 || height > 32767 || width > 32767)
@@ -885,8 +896,6 @@ static PyObject *contour_boxes(PyObject *self, PyObject *args)
     b.all_iou = v[5].buf;
     b.largest_iou = v[6].buf;
     b.largest_boxes = v[7].buf;
-#undef COUNT
-#undef FAIL
     Work w;
     int failed;
     Py_BEGIN_ALLOW_THREADS
@@ -1016,20 +1025,8 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
     static const Py_ssize_t sizes[8] = {8, 8, 8, 8, 8, 8, 1, 8};
     static const char kinds[8] = {'f', 'i', 'f', 'i', 'f', 'f', 'u', 'f'};
     Py_buffer v[8];
-    memset(v, 0, sizeof(v));
-    for (int k = 0; k < 8; k++) {
-        if (get_buffer(objs[k], v + k, names[k], sizes[k], kinds[k], k >= 5) < 0) {
-            release(v, 8);
-            return NULL;
-        }
-    }
-#define COUNT(k) (v[k].obj ? v[k].len / v[k].itemsize : 0)
-#define FAIL(...)                                     \
-    do {                                              \
-        PyErr_Format(PyExc_ValueError, __VA_ARGS__); \
-        release(v, 8);                                \
-        return NULL;                                  \
-    } while (0)
+    if (get_buffers(objs, v, 8, names, sizes, kinds, 5) < 0)
+        return NULL;
     if (!v[0].obj || (!v[5].obj && !v[6].obj))
         FAIL("expected `cams` and at least one of `out` and `quantized`, got None");
     if ((v[6].obj != NULL) != (v[7].obj != NULL))
@@ -1068,8 +1065,6 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
     }
     if (v[7].obj && COUNT(7) != batch)
         FAIL("expected `peaks` of %zd values, got %zd", batch, COUNT(7));
-#undef COUNT
-#undef FAIL
     const double *cams = v[0].buf;
     double *out = v[5].buf, *peaks = v[7].buf, *tmp = NULL, *scratch = NULL;
     uint8_t *quantized = v[6].buf;
@@ -1121,22 +1116,16 @@ static PyObject *quantize_maps(PyObject *self, PyObject *args)
     static const Py_ssize_t sizes[3] = {8, 1, 8};
     static const char kinds[3] = {'f', 'u', 'f'};
     Py_buffer v[3];
-    memset(v, 0, sizeof(v));
+    if (get_buffers(objs, v, 3, names, sizes, kinds, 1) < 0)
+        return NULL;
     for (int k = 0; k < 3; k++) {
-        if (get_buffer(objs[k], v + k, names[k], sizes[k], kinds[k], k > 0) < 0 || !v[k].obj) {
-            if (!PyErr_Occurred())
-                PyErr_Format(PyExc_ValueError, "expected `%s`, got None", names[k]);
-            release(v, 3);
-            return NULL;
-        }
+        if (!v[k].obj)
+            FAIL("expected `%s`, got None", names[k]);
     }
     Py_ssize_t n = v[0].len / 8, batch = v[2].len / 8;
-    if (v[1].len != n || batch < 1 || n % batch != 0) {
-        PyErr_Format(PyExc_ValueError, "expected `maps` and `out` of B x N values with B = len(peaks) = %zd, got %zd "
-                     "and %zd", batch, n, v[1].len);
-        release(v, 3);
-        return NULL;
-    }
+    if (v[1].len != n || batch < 1 || n % batch != 0)
+        FAIL("expected `maps` and `out` of B x N values with B = len(peaks) = %zd, got %zd and %zd", batch, n,
+             v[1].len);
     const double *maps = v[0].buf;
     uint8_t *out = v[1].buf;
     double *peaks = v[2].buf;
