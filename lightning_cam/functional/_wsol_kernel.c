@@ -57,6 +57,7 @@ static const int RING_DY[8] = {-1, -1, -1, 0, 1, 1, 1, 0};
 
 /* Tables indexed by the ring mask of the active neighbours (bit i: ring neighbour i). */
 #define NEIGHBOURHOODS 256
+#define SORT_STRIPES 4
 static uint8_t ring_stretches[NEIGHBOURHOODS]; /* how many unbroken stretches of active neighbours */
 static uint8_t ring_pick[NEIGHBOURHOODS][4];   /* a neighbour (ring index) in each */
 static int8_t euler_delta[NEIGHBOURHOODS];     /* change of 4 x the Euler number when the centre is added */
@@ -146,8 +147,9 @@ typedef struct {
 
 typedef struct {
     int height, width, words, padded_width;
-    uint32_t *order;     /* pixels (y << 16 | x) sorted by value */
-    uint8_t *codes;      /* the ring mask of each one's active neighbours when it is added, in the same order */
+    uint64_t *entries;   /* pixels sorted by value: the ring mask of the neighbours active when each is added,
+                            then y and x (mask << 32 | y << 16 | x) */
+    int32_t pick_offset[NEIGHBOURHOODS][4]; /* ring_pick as offsets in the raster */
     uint8_t *framed;     /* the map with a zero frame */
     uint8_t *row_codes;  /* one row of ring masks, in raster order */
     int32_t start[NUM_LEVELS + 1];
@@ -170,8 +172,7 @@ typedef struct {
 
 static void work_free(Work *w)
 {
-    free(w->order);
-    free(w->codes);
+    free(w->entries);
     free(w->framed);
     free(w->row_codes);
     free(w->label);
@@ -202,10 +203,13 @@ static int work_alloc(Work *w, int height, int width)
     size_t npad = (size_t)(height + 2) * w->padded_width;
     /* A row holds at most width / 2 + 1 runs of either kind. */
     size_t max_runs = (size_t)height * (width / 2 + 1);
-    w->order = malloc(sizeof(uint32_t) * npix);
-    w->codes = malloc(npix);
+    w->entries = malloc(sizeof(uint64_t) * npix);
+    for (int m = 0; m < NEIGHBOURHOODS; m++) {
+        for (int s = 0; s < ring_stretches[m]; s++)
+            w->pick_offset[m][s] = RING_DY[ring_pick[m][s]] * width + RING_DX[ring_pick[m][s]];
+    }
     w->framed = calloc(npad, 1);
-    w->row_codes = malloc(width);
+    w->row_codes = malloc((size_t)SORT_STRIPES * width);
     w->label = malloc(sizeof(int32_t) * npix);
     w->uf = malloc(sizeof(int32_t) * npix);
     w->comp = malloc(sizeof(Comp) * npix);
@@ -220,7 +224,7 @@ static int work_alloc(Work *w, int height, int width)
     w->filled = malloc(npad);
     w->next = malloc(sizeof(int32_t) * npad);
     w->visited = malloc(npad);
-    if (!w->order || !w->codes || !w->framed || !w->row_codes || !w->label || !w->uf || !w->comp || !w->live ||
+    if (!w->entries || !w->framed || !w->row_codes || !w->label || !w->uf || !w->comp || !w->live ||
         !w->bits || !w->runs || !w->bg_runs || !w->row_start || !w->bg_row_start || !w->parent || !w->stats || !w->filled || !w->next ||
         !w->visited) {
         work_free(w);
@@ -275,11 +279,6 @@ static const Box NO_BOX = {0, 0, 0, 0};
 
 /* ---- the sweep: union-find of 8-connected components as pixels are added --------------------------------- */
 
-static inline int32_t neighbour_label(const Work *w, int x, int y, int ring)
-{
-    return w->label[(size_t)(y + RING_DY[ring]) * w->width + x + RING_DX[ring]];
-}
-
 static inline int32_t find_label(int32_t *uf, int32_t i)
 {
     while (uf[i] != i) {
@@ -318,62 +317,82 @@ static int32_t merge(Work *w, int32_t a, int32_t b)
  * variables: consecutive pixels mostly join the same component, and updating its fields in memory would chain
  * every pixel to the previous one through store-to-load forwarding.
  */
-static void add_pixels(Work *w, int32_t begin, int32_t end)
+static inline __attribute__((always_inline)) void add_pixels(Work *w, int32_t begin, int32_t end, const int largest)
 {
     const int words = w->words, width = w->width;
+    const uint64_t *entries = w->entries;
+    int32_t *label = w->label;
     int64_t euler4 = 0;
-    Comp cur = {0};
-    int32_t cur_label = -1, seen = -1, seen_root = -1; /* the last label looked up, and its root */
+    /* The fields of comp[cur_label], scalars so that they stay in registers. */
+    int32_t cx0 = 0, cy0 = 0, cx1 = 0, cy1 = 0, csize = 0, carea2 = 0, cfirst = 0;
+    int32_t cur_label = -1;
+#define STORE_CUR()                                                                                                   \
+    do {                                                                                                              \
+        if (cur_label >= 0) {                                                                                         \
+            Comp *c = w->comp + cur_label;                                                                            \
+            c->x0 = cx0, c->y0 = cy0, c->x1 = cx1, c->y1 = cy1, c->size = csize, c->area2 = carea2, c->first = cfirst; \
+        }                                                                                                             \
+    } while (0)
     for (int32_t k = begin; k < end; k++) {
-        const int x = (int)(w->order[k] & 0xFFFF), y = (int)(w->order[k] >> 16);
-        const unsigned m = w->codes[k];
-        int32_t raster = y * width + x, l;
+        const uint64_t e = entries[k];
+        const int x = (int)(e & 0xFFFF), y = (int)((e >> 16) & 0xFFFF);
+        const unsigned m = (unsigned)(e >> 32);
+        const int32_t raster = y * width + x;
+        int32_t l;
         if (!m) {
-            if (cur_label >= 0)
-                w->comp[cur_label] = cur;
+            STORE_CUR();
             l = w->num_labels++;
             w->uf[l] = l;
-            Comp c = {x, y, x, y, 0, 0, raster, w->num_live};
+            w->comp[l].slot = w->num_live;
             w->live[w->num_live++] = l;
-            cur = c;
+            cx0 = cx1 = x, cy0 = cy1 = y, csize = carea2 = 0, cfirst = raster;
             cur_label = l;
         } else {
-            int32_t first = neighbour_label(w, x, y, ring_pick[m][0]);
-            if (first != seen) {
-                seen = first;
-                seen_root = find_label(w->uf, first);
-            }
-            l = seen_root;
+            l = find_label(w->uf, label[raster + w->pick_offset[m][0]]);
             for (int s = 1; s < ring_stretches[m]; s++) {
-                int32_t other = find_label(w->uf, neighbour_label(w, x, y, ring_pick[m][s]));
+                int32_t other = find_label(w->uf, label[raster + w->pick_offset[m][s]]);
                 if (other != l) {
-                    if (cur_label >= 0)
-                        w->comp[cur_label] = cur;
-                    cur_label = seen = -1;
+                    STORE_CUR();
+                    cur_label = -1;
                     l = merge(w, l, other);
                 }
             }
             if (l != cur_label) {
-                if (cur_label >= 0)
-                    w->comp[cur_label] = cur;
-                cur = w->comp[l];
+                STORE_CUR();
+                const Comp *c = w->comp + l;
+                cx0 = c->x0, cy0 = c->y0, cx1 = c->x1, cy1 = c->y1, csize = c->size, carea2 = c->area2, cfirst = c->first;
                 cur_label = l;
             }
-            cur.x0 = x < cur.x0 ? x : cur.x0;
-            cur.y0 = y < cur.y0 ? y : cur.y0;
-            cur.x1 = x > cur.x1 ? x : cur.x1;
-            cur.y1 = y > cur.y1 ? y : cur.y1;
-            cur.first = raster < cur.first ? raster : cur.first;
+            cx0 = x < cx0 ? x : cx0;
+            cy0 = y < cy0 ? y : cy0;
+            cx1 = x > cx1 ? x : cx1;
+            cy1 = y > cy1 ? y : cy1;
+            if (largest)
+                cfirst = raster < cfirst ? raster : cfirst;
         }
-        cur.size++;
-        cur.area2 += area_delta[m];
-        euler4 += euler_delta[m];
-        w->label[(size_t)y * width + x] = l;
-        w->bits[(size_t)(y + 1) * words + ((x + 1) >> 6)] |= 1ULL << ((x + 1) & 63);
+        csize++;
+        label[raster] = l;
+        if (largest) {
+            carea2 += area_delta[m];
+        } else {
+            euler4 += euler_delta[m];
+            w->bits[(size_t)(y + 1) * words + ((x + 1) >> 6)] |= 1ULL << ((x + 1) & 63);
+        }
     }
-    if (cur_label >= 0)
-        w->comp[cur_label] = cur;
+    STORE_CUR();
+#undef STORE_CUR
     w->euler4 += euler4;
+}
+
+/* The sweep of each mode: all contours need the Euler number and the bitmask, the largest the areas and first pixels. */
+static void add_pixels_all(Work *w, int32_t begin, int32_t end)
+{
+    add_pixels(w, begin, end, 0);
+}
+
+static void add_pixels_largest(Work *w, int32_t begin, int32_t end)
+{
+    add_pixels(w, begin, end, 1);
 }
 
 /*
@@ -383,31 +402,87 @@ static void add_pixels(Work *w, int32_t begin, int32_t end)
  * sweep reading them from the bitmask it is writing. `map` has a zero frame (`stride` bytes per row); pixels of
  * value 0 are never added, so the frame never counts as active.
  */
+/* The ring mask of the active neighbours of each pixel of a row when it is added (see sort_pixels). */
+static void ring_masks(const uint8_t *c, int stride, int width, uint8_t *restrict codes)
+{
+    const uint8_t *up = c - stride, *dn = c + stride;
+    for (int x = 0; x < width; x++) {
+        const uint8_t v = c[x];
+        codes[x] = (uint8_t)((up[x - 1] >= v) | (up[x] >= v) << 1 | (up[x + 1] >= v) << 2 | (c[x + 1] > v) << 3 |
+                             (dn[x + 1] > v) << 4 | (dn[x] > v) << 5 | (dn[x - 1] > v) << 6 | (c[x - 1] >= v) << 7);
+    }
+}
+
 static void sort_pixels(Work *w, const uint8_t *map, int stride)
 {
-    int32_t count[NUM_LEVELS + 1] = {0};
-    const int width = w->width;
-    uint8_t *row_codes = w->row_codes;
-    for (int y = 0; y < w->height; y++) {
-        const uint8_t *row = map + (size_t)(y + 1) * stride + 1;
-        for (int x = 0; x < width; x++)
-            count[row[x] + 1]++;
-    }
-    for (int v = 0; v < NUM_LEVELS; v++)
-        count[v + 1] += count[v];
-    memcpy(w->start, count, sizeof(count));
-    for (int y = 0; y < w->height; y++) {
-        const uint8_t *c = map + (size_t)(y + 1) * stride + 1, *up = c - stride, *dn = c + stride;
-        for (int x = 0; x < width; x++) {
-            const uint8_t v = c[x];
-            row_codes[x] = (uint8_t)((up[x - 1] >= v) | (up[x] >= v) << 1 | (up[x + 1] >= v) << 2 |
-                                     (c[x + 1] > v) << 3 | (dn[x + 1] > v) << 4 | (dn[x] > v) << 5 |
-                                     (dn[x - 1] > v) << 6 | (c[x - 1] >= v) << 7);
+    /*
+     * The rows are cut into SORT_STRIPES stripes, each with its own counters, whose pixels go to consecutive parts
+     * of every value's bucket; one row of each stripe is handled at a time. Neighbouring pixels often have equal
+     * values, and one counter would chain every increment to the previous one; the stripes' chains run in parallel.
+     */
+    const int width = w->width, height = w->height;
+    int first_row[SORT_STRIPES + 1];
+    for (int s = 0; s <= SORT_STRIPES; s++)
+        first_row[s] = (int)((int64_t)height * s / SORT_STRIPES);
+    const int stripe_rows = first_row[1] - first_row[0]; /* the first stripe is the shortest */
+    /* Within a row, even and odd columns are counted apart, for the same reason. */
+    int32_t count[SORT_STRIPES][NUM_LEVELS], odd[NUM_LEVELS];
+    uint64_t *restrict entries = w->entries;
+    for (int s = 0; s < SORT_STRIPES; s++) {
+        memset(count[s], 0, sizeof(count[s]));
+        memset(odd, 0, sizeof(odd));
+        for (int y = first_row[s]; y < first_row[s + 1]; y++) {
+            const uint8_t *row = map + (size_t)(y + 1) * stride + 1;
+            int x = 0;
+            for (; x + 2 <= width; x += 2) {
+                count[s][row[x]]++;
+                odd[row[x + 1]]++;
+            }
+            if (x < width)
+                count[s][row[x]]++;
         }
-        for (int x = 0; x < width; x++) {
-            int32_t k = count[c[x]]++;
-            w->order[k] = (uint32_t)y << 16 | (uint32_t)x;
-            w->codes[k] = row_codes[x];
+        for (int v = 0; v < NUM_LEVELS; v++)
+            count[s][v] += odd[v];
+    }
+    int32_t total = 0;
+    for (int v = 0; v < NUM_LEVELS; v++) {
+        w->start[v] = total;
+        for (int s = 0; s < SORT_STRIPES; s++) {
+            int32_t n = count[s][v];
+            count[s][v] = total;
+            total += n;
+        }
+    }
+    w->start[NUM_LEVELS] = total;
+    for (int r = 0; r < height - first_row[SORT_STRIPES - 1]; r++) {
+        const uint8_t *c[SORT_STRIPES];
+        uint8_t *codes[SORT_STRIPES];
+        uint32_t yx[SORT_STRIPES];
+        int all = r < stripe_rows;
+        for (int s = 0; s < SORT_STRIPES; s++) {
+            int y = first_row[s] + r;
+            codes[s] = w->row_codes + (size_t)s * width;
+            c[s] = map + (size_t)(y + 1) * stride + 1;
+            yx[s] = (uint32_t)y << 16;
+            if (y < first_row[s + 1])
+                ring_masks(c[s], stride, width, codes[s]);
+        }
+        if (all) {
+            for (int x = 0; x < width; x++) {
+                for (int s = 0; s < SORT_STRIPES; s++) {
+                    int32_t k = count[s][c[s][x]]++;
+                    entries[k] = (uint64_t)codes[s][x] << 32 | yx[s] | (uint32_t)x;
+                }
+            }
+        } else {
+            for (int s = 0; s < SORT_STRIPES; s++) {
+                if (first_row[s] + r >= first_row[s + 1])
+                    continue;
+                for (int x = 0; x < width; x++) {
+                    int32_t k = count[s][c[s][x]]++;
+                    entries[k] = (uint64_t)codes[s][x] << 32 | yx[s] | (uint32_t)x;
+                }
+            }
         }
     }
 }
@@ -416,7 +491,7 @@ static void sort_pixels(Work *w, const uint8_t *map, int stride)
  * every needed level with whether the foreground changed since its last call. */
 typedef void (*LevelFn)(Work *w, int level, int changed, void *ctx);
 
-static void sweep_levels(Work *w, const uint8_t *needed, LevelFn visit, void *ctx)
+static void sweep_levels(Work *w, const uint8_t *needed, int largest, LevelFn visit, void *ctx)
 {
     int lowest = NUM_LEVELS;
     for (int v = 0; v < NUM_LEVELS; v++) {
@@ -431,7 +506,7 @@ static void sweep_levels(Work *w, const uint8_t *needed, LevelFn visit, void *ct
     int changed = 1;
     for (int level = NUM_LEVELS - 1; level >= lowest; level--) {
         if (level + 1 < NUM_LEVELS) {
-            add_pixels(w, w->start[level + 1], w->start[level + 2]);
+            (largest ? add_pixels_largest : add_pixels_all)(w, w->start[level + 1], w->start[level + 2]);
             changed |= w->start[level + 2] > w->start[level + 1];
         }
         if (needed[level]) {
@@ -553,12 +628,50 @@ static void label_runs(const Run *runs, const int32_t *row_start, int height, in
     }
 }
 
+/*
+ * The background runs of every row (the gaps between the bits of the foreground), each united with the runs of the
+ * row above that share a column (4-connectivity) as it is found. Returns the number of runs.
+ */
+static int32_t label_background(Work *w)
+{
+    Run *runs = w->bg_runs;
+    int32_t *parent = w->parent;
+    const int width = w->width, words = w->words;
+    int32_t n = 0, above = 0, above_end = 0; /* the runs of the row above: above..above_end - 1 */
+    for (int y = 0; y < w->height; y++) {
+        const uint64_t *row = w->bits + (size_t)(y + 1) * words;
+        const int32_t row_first = n;
+        int32_t i = above;
+        /* In bit columns (pixel + 1): the frame column width + 1 is clear, so a run ends there at the latest. */
+        int x = 1;
+        while (x <= width) {
+            int s = next_bit(row, words, x, 0);
+            if (s > width)
+                break;
+            int e = next_bit(row, words, s, 1);
+            e = e > width + 1 ? width + 1 : e;
+            const int start = s - 1, end = e - 2;
+            runs[n].y = y;
+            runs[n].start = start;
+            runs[n].end = end;
+            parent[n] = n;
+            while (i < above_end && runs[i].end < start)
+                i++;
+            for (int32_t j = i; j < above_end && runs[j].start <= end; j++)
+                unite(parent, j, n);
+            n++;
+            x = e + 1;
+        }
+        above = row_first;
+        above_end = n;
+    }
+    return n;
+}
+
 /* Best IoU over the boxes of the holes of the current foreground. */
 static double holes_best_iou(Work *w, const int32_t *gt, int64_t num_gt)
 {
-    foreground_runs(w, w->runs, w->row_start);
-    int32_t n = background_runs(w, w->runs, w->row_start, w->bg_runs, w->bg_row_start);
-    label_runs(w->bg_runs, w->bg_row_start, w->height, w->parent);
+    int32_t n = label_background(w);
     for (int32_t k = 0; k < n; k++) {
         const Run *r = w->bg_runs + k;
         int32_t root = find_root(w->parent, k);
@@ -717,7 +830,7 @@ static void process_batch(Work *w, const Batch *b)
             for (int y = 0; y < w->height; y++)
                 memcpy(w->framed + (size_t)(y + 1) * w->padded_width + 1, q + (size_t)y * w->width, w->width);
             sort_pixels(w, w->framed, w->padded_width);
-            sweep_levels(w, needed, visit_all_contours, &r);
+            sweep_levels(w, needed, 0, visit_all_contours, &r);
             for (Py_ssize_t t = 0; t < b->all_levels; t++)
                 b->all_iou[i * b->all_levels + t] = r.iou[levels[t]];
         }
@@ -728,7 +841,7 @@ static void process_batch(Work *w, const Batch *b)
                 needed[levels[t]] = 1;
             hole_fill(w, q);
             sort_pixels(w, w->filled, w->padded_width);
-            sweep_levels(w, needed, visit_largest_contour, &r);
+            sweep_levels(w, needed, 1, visit_largest_contour, &r);
             for (Py_ssize_t t = 0; t < b->largest_levels; t++) {
                 Py_ssize_t o = i * b->largest_levels + t;
                 Box box = r.box[levels[t]];
