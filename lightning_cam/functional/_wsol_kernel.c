@@ -41,6 +41,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #define NUM_LEVELS 256
 
@@ -1061,35 +1064,52 @@ static void resize_map(const double *src, int src_w, int src_h, const int64_t *c
     }
 }
 
+/* The minimum and maximum of n >= 1 values, none of them NaN. */
+static void min_max(const double *m, size_t n, double *low, double *high)
+{
+    size_t k = 0;
+    double lo = m[0], hi = m[0];
+#ifdef __SSE2__
+    /* minpd / maxpd: a < b ? a : b and a > b ? a : b, as the scalar loop below, two pairs at a time. */
+    __m128d lo0 = _mm_set1_pd(lo), lo1 = lo0, hi0 = lo0, hi1 = lo0;
+    for (; k + 4 <= n; k += 4) {
+        __m128d a = _mm_loadu_pd(m + k), b = _mm_loadu_pd(m + k + 2);
+        lo0 = _mm_min_pd(a, lo0);
+        lo1 = _mm_min_pd(b, lo1);
+        hi0 = _mm_max_pd(a, hi0);
+        hi1 = _mm_max_pd(b, hi1);
+    }
+    double l[4], h[4];
+    _mm_storeu_pd(l, lo0);
+    _mm_storeu_pd(l + 2, lo1);
+    _mm_storeu_pd(h, hi0);
+    _mm_storeu_pd(h + 2, hi1);
+    for (int j = 0; j < 4; j++) {
+        lo = l[j] < lo ? l[j] : lo;
+        hi = h[j] > hi ? h[j] : hi;
+    }
+#endif
+    for (; k < n; k++) {
+        lo = m[k] < lo ? m[k] : lo;
+        hi = m[k] > hi ? m[k] : hi;
+    }
+    *low = lo;
+    *high = hi;
+}
+
 /*
  * (m - min) / (max - min) in place, all zeros for a constant map, and, when `q` is given, the map quantised as
- * `quantize_maps` does and its peak. Returns 0, leaving the map untouched, when a value is not finite.
+ * `quantize_maps` does and its peak; without `keep`, only q and the peak are written. Returns 0, leaving the map
+ * untouched, when a value is not finite; `finite` says that the caller already knows every value is.
  */
-static int normalize_map(double *m, size_t n, uint8_t *q, uint8_t *peak)
+static int normalize_map(double *m, size_t n, int finite, uint8_t *q, int keep, uint8_t *peak)
 {
-    /* Four running minima and maxima: one would chain every comparison to the previous one. */
-    double low[4] = {m[0], m[0], m[0], m[0]}, high[4] = {m[0], m[0], m[0], m[0]};
-    int finite = 1;
-    size_t k = 0;
-    for (; k + 4 <= n; k += 4) {
-        for (int j = 0; j < 4; j++) {
-            double v = m[k + j];
-            finite &= isfinite(v) != 0;
-            low[j] = v < low[j] ? v : low[j];
-            high[j] = v > high[j] ? v : high[j];
-        }
+    for (size_t k = 0; k < n && !finite; k++) {
+        if (!isfinite(m[k]))
+            return 0;
     }
-    for (; k < n; k++) {
-        finite &= isfinite(m[k]) != 0;
-        low[0] = m[k] < low[0] ? m[k] : low[0];
-        high[0] = m[k] > high[0] ? m[k] : high[0];
-    }
-    if (!finite)
-        return 0;
-    for (int j = 1; j < 4; j++) {
-        low[0] = low[j] < low[0] ? low[j] : low[0];
-        high[0] = high[j] > high[0] ? high[j] : high[0];
-    }
+    double low[1], high[1];
+    min_max(m, n, low, high);
     *peak = 0;
     if (high[0] == low[0]) {
         memset(m, 0, n * sizeof(double));
@@ -1099,15 +1119,16 @@ static int normalize_map(double *m, size_t n, uint8_t *q, uint8_t *peak)
     }
     const double base = low[0], range = high[0] - low[0];
     if (!q) {
-        for (k = 0; k < n; k++)
+        for (size_t k = 0; k < n; k++)
             m[k] = (m[k] - base) / range;
         return 1;
     }
     /* m - base <= range once rounded (rounding is monotonic), so s is in [0, 1] and the cast is defined. */
     uint8_t top = 0;
-    for (k = 0; k < n; k++) {
+    for (size_t k = 0; k < n; k++) {
         double s = (m[k] - base) / range;
-        m[k] = s;
+        if (keep)
+            m[k] = s;
         q[k] = (uint8_t)(s * 255);
         top = q[k] > top ? q[k] : top;
     }
@@ -1183,6 +1204,17 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
     uint8_t *quantized = v[6].buf;
     size_t npix = (size_t)height * width;
     int finite = 1, failed = 0;
+    /* A bound on |resized| / max |source|: the largest sum of |weights| of a row times that of a column. */
+    double gain = 1.0;
+    for (int k = 1; resize && k <= 3; k += 2) {
+        const double *weights = v[k + 1].buf;
+        double largest = 0.0;
+        for (Py_ssize_t t = 0; t < COUNT(k + 1); t += 4) {
+            double sum = fabs(weights[t]) + fabs(weights[t + 1]) + fabs(weights[t + 2]) + fabs(weights[t + 3]);
+            largest = sum > largest ? sum : largest;
+        }
+        gain *= largest;
+    }
     Py_BEGIN_ALLOW_THREADS
     if (resize) {
         tmp = malloc(sizeof(double) * (size_t)src_h * width);
@@ -1200,8 +1232,17 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
                        (int)height, tmp, dst);
         else
             memcpy(dst, cams + i * src_npix, sizeof(double) * npix);
+        /* Finite sources far from overflow give finite maps, which then need no check of their own. */
+        double largest = 0.0;
+        int known_finite = 1;
+        for (Py_ssize_t k = 0; k < src_npix; k++) {
+            double a = fabs(cams[i * src_npix + k]);
+            known_finite &= a <= 1e300; /* false for NaN and inf */
+            largest = a > largest ? a : largest;
+        }
+        known_finite &= largest * gain <= 1e300;
         uint8_t peak = 0;
-        finite &= normalize_map(dst, npix, quantized ? quantized + i * npix : NULL, &peak);
+        finite &= normalize_map(dst, npix, known_finite, quantized ? quantized + i * npix : NULL, out != NULL, &peak);
         if (peaks)
             peaks[i] = peak;
     }

@@ -221,16 +221,16 @@ def _checked_boxes(boxes: Sequence[Tensor], batch_size: int, image_size: Size) -
     height, width = image_size
     checked = []
     for i, b in enumerate(boxes):
-        b = torch.as_tensor(b).detach().cpu()
+        b = torch.as_tensor(b)
         if b.ndim == 1 and b.numel() == 4:
             b = b[None]
         if b.ndim != 2 or b.shape[1] != 4:
             raise ValueError(f"Expected boxes[{i}] of shape (n, 4), got {tuple(b.shape)}.")
         if b.shape[0] == 0:
             raise ValueError(f"Expected at least one ground-truth box for image {i}, got an empty box list.")
-        checked.append(b.to(torch.float64))
-    # The value checks run once on all boxes of the batch; a failure names the first image at fault.
-    flat, counts = torch.cat(checked), [len(b) for b in checked]
+        checked.append(b.detach().cpu())
+    # One conversion and one set of value checks for all boxes of the batch; a failure names the first image at fault.
+    flat, counts = torch.cat(checked).to(torch.float64), [len(b) for b in checked]
     bad = {
         "finite boxes": ~torch.isfinite(flat).all(1),
         "boxes with x0 <= x1 and y0 <= y1": (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1]),
@@ -242,7 +242,7 @@ def _checked_boxes(boxes: Sequence[Tensor], batch_size: int, image_size: Size) -
         if rows.any():
             row = int(rows.nonzero()[0])
             image = int(np.searchsorted(np.cumsum(counts), row, side="right"))
-            raise ValueError(f"Expected {expected}, got {checked[image].tolist()} for image {image}.")
+            raise ValueError(f"Expected {expected}, got {flat.split(counts)[image].tolist()} for image {image}.")
     return flat, counts
 
 

@@ -231,6 +231,19 @@ def test_c_score_maps_equal_the_torch_path(source: tuple, size: tuple) -> None:
         assert np.array_equal(score.peaks, peaks)
 
 
+def test_c_score_maps_catch_overflow_of_finite_cams() -> None:
+    # Finite CAMs skip the per-pixel check only when the resize cannot overflow; here it does, and is reported.
+    cams = np.full((2, 4, 4), 1.7e308)
+    cams[:, ::2] = -1.7e308
+    out, quantized, peaks = np.empty((2, 9, 9)), np.empty((2, 9, 9), np.uint8), np.empty(2)
+    taps = wsol._taps(torch.Size((4, 4)), (9, 9))
+    assert not wsol.normalized_maps(cams, 4, 4, *taps, out, quantized, peaks)
+    # Just below the bound, the maps are finite and equal the torch path.
+    cams /= 1.7e9
+    assert wsol.normalized_maps(cams, 4, 4, *taps, out, quantized, peaks)
+    assert torch.equal(torch.from_numpy(out), wsol._normalized(torch.from_numpy(cams), (9, 9)))
+
+
 def test_c_score_maps_check_their_outputs() -> None:
     cams = np.zeros((2, 4, 4))
     with pytest.raises(ValueError, match="at least one of `out` and `quantized`"):
