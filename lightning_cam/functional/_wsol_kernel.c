@@ -164,8 +164,8 @@ typedef struct {
     int32_t *live, num_live, num_labels;
     int64_t euler4;      /* 4 x (components - holes) */
     /* holes, from row runs of the foreground bitmask */
-    Run *runs, *bg_runs;
-    int32_t *row_start, *bg_row_start, *parent;
+    Run *bg_runs;
+    int32_t *parent;
     RunStats *stats;
     /* grayscale hole fill, with a one-pixel frame */
     uint8_t *filled;
@@ -183,10 +183,7 @@ static void work_free(Work *w)
     free(w->comp);
     free(w->live);
     free(w->bits);
-    free(w->runs);
     free(w->bg_runs);
-    free(w->row_start);
-    free(w->bg_row_start);
     free(w->parent);
     free(w->stats);
     free(w->filled);
@@ -204,7 +201,7 @@ static int work_alloc(Work *w, int height, int width)
     w->padded_width = width + 2;
     size_t npix = (size_t)height * width;
     size_t npad = (size_t)(height + 2) * w->padded_width;
-    /* A row holds at most width / 2 + 1 runs of either kind. */
+    /* A row holds at most width / 2 + 1 background runs. */
     size_t max_runs = (size_t)height * (width / 2 + 1);
     w->entries = malloc(sizeof(uint64_t) * npix);
     for (int m = 0; m < NEIGHBOURHOODS; m++) {
@@ -218,17 +215,14 @@ static int work_alloc(Work *w, int height, int width)
     w->comp = malloc(sizeof(Comp) * npix);
     w->live = malloc(sizeof(int32_t) * npix);
     w->bits = malloc(sizeof(uint64_t) * (height + 2) * w->words);
-    w->runs = malloc(sizeof(Run) * max_runs);
     w->bg_runs = malloc(sizeof(Run) * max_runs);
-    w->row_start = malloc(sizeof(int32_t) * (height + 1));
-    w->bg_row_start = malloc(sizeof(int32_t) * (height + 1));
     w->parent = malloc(sizeof(int32_t) * max_runs);
     w->stats = malloc(sizeof(RunStats) * max_runs);
     w->filled = malloc(npad);
     w->next = malloc(sizeof(int32_t) * npad);
     w->visited = malloc(npad);
     if (!w->entries || !w->framed || !w->row_codes || !w->label || !w->uf || !w->comp || !w->live ||
-        !w->bits || !w->runs || !w->bg_runs || !w->row_start || !w->bg_row_start || !w->parent || !w->stats || !w->filled || !w->next ||
+        !w->bits || !w->bg_runs || !w->parent || !w->stats || !w->filled || !w->next ||
         !w->visited) {
         work_free(w);
         return -1;
@@ -536,56 +530,6 @@ static inline int next_bit(const uint64_t *row, int words, int x, int one)
     return (i << 6) + __builtin_ctzll(v);
 }
 
-static void foreground_runs(const Work *w, Run *runs, int32_t *row_start)
-{
-    int32_t n = 0;
-    for (int y = 0; y < w->height; y++) {
-        const uint64_t *row = w->bits + (size_t)(y + 1) * w->words;
-        row_start[y] = n;
-        /* In bit columns (pixel + 1): the frame columns 0 and width + 1 are clear. */
-        int x = 1;
-        while (x <= w->width) {
-            int s = next_bit(row, w->words, x, 1);
-            if (s > w->width)
-                break;
-            int e = next_bit(row, w->words, s, 0);
-            runs[n].y = y;
-            runs[n].start = s - 1;
-            runs[n].end = e - 2;
-            n++;
-            x = e + 1;
-        }
-    }
-    row_start[w->height] = n;
-}
-
-/* The gaps between the foreground runs of every row. */
-static int32_t background_runs(const Work *w, const Run *fg, const int32_t *fg_start, Run *bg, int32_t *bg_start)
-{
-    int32_t n = 0;
-    for (int y = 0; y < w->height; y++) {
-        bg_start[y] = n;
-        int x = 0;
-        for (int32_t k = fg_start[y]; k < fg_start[y + 1]; k++) {
-            if (fg[k].start > x) {
-                bg[n].y = y;
-                bg[n].start = x;
-                bg[n].end = fg[k].start - 1;
-                n++;
-            }
-            x = fg[k].end + 1;
-        }
-        if (x < w->width) {
-            bg[n].y = y;
-            bg[n].start = x;
-            bg[n].end = w->width - 1;
-            n++;
-        }
-    }
-    bg_start[w->height] = n;
-    return n;
-}
-
 static inline int32_t find_root(int32_t *parent, int32_t i)
 {
     while (parent[i] != i) {
@@ -604,31 +548,6 @@ static inline void unite(int32_t *parent, int32_t a, int32_t b)
         parent[b] = a;
     else if (b < a)
         parent[a] = b;
-}
-
-/* Union background runs of adjacent rows that share a column (4-connectivity). */
-static void label_runs(const Run *runs, const int32_t *row_start, int height, int32_t *parent)
-{
-    for (int32_t k = 0; k < row_start[height]; k++)
-        parent[k] = k;
-    for (int y = 1; y < height; y++) {
-        int32_t i = row_start[y - 1], i_end = row_start[y], j = row_start[y], j_end = row_start[y + 1];
-        while (i < i_end && j < j_end) {
-            const Run *a = runs + i, *b = runs + j;
-            if (a->end < b->start) {
-                i++;
-            } else if (b->end < a->start) {
-                j++;
-            } else {
-                unite(parent, i, j);
-                /* The run ending first touches nothing more in the other row. */
-                if (a->end < b->end)
-                    i++;
-                else
-                    j++;
-            }
-        }
-    }
 }
 
 /*
