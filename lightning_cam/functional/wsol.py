@@ -219,18 +219,19 @@ def _checked_boxes(boxes: Sequence[Tensor], batch_size: int, image_size: Size) -
     if len(boxes) != batch_size:
         raise ValueError(f"Expected boxes for {batch_size} images, got {len(boxes)}.")
     height, width = image_size
-    checked = []
+    checked, counts = [], []
     for i, b in enumerate(boxes):
-        b = torch.as_tensor(b)
+        b = b if isinstance(b, Tensor) else torch.as_tensor(b)
         if b.ndim == 1 and b.numel() == 4:
             b = b[None]
         if b.ndim != 2 or b.shape[1] != 4:
             raise ValueError(f"Expected boxes[{i}] of shape (n, 4), got {tuple(b.shape)}.")
         if b.shape[0] == 0:
             raise ValueError(f"Expected at least one ground-truth box for image {i}, got an empty box list.")
-        checked.append(b.detach().cpu())
+        checked.append(b if b.device.type == "cpu" else b.cpu())
+        counts.append(b.shape[0])
     # One conversion and one set of value checks for all boxes of the batch; a failure names the first image at fault.
-    flat, counts = torch.cat(checked).to(torch.float64), [len(b) for b in checked]
+    flat = torch.cat(checked).detach().to(torch.float64)
     bad = {
         "finite boxes": ~torch.isfinite(flat).all(1),
         "boxes with x0 <= x1 and y0 <= y1": (flat[:, 2] < flat[:, 0]) | (flat[:, 3] < flat[:, 1]),
@@ -371,8 +372,9 @@ def _quantized_box_scores(
     if gt_boxes is not None:
         if len(gt_boxes) != batch:
             raise ValueError(f"Expected boxes for {batch} maps, got {len(gt_boxes)}.")
-        gt = np.ascontiguousarray(torch.cat([torch.as_tensor(b).reshape(-1, 4) for b in gt_boxes]).numpy(), np.int32)
-        offsets = np.cumsum([0] + [len(b) for b in gt_boxes]).astype(np.int64)
+        boxes = [(b if isinstance(b, Tensor) else torch.as_tensor(b)).reshape(-1, 4) for b in gt_boxes]
+        gt = np.ascontiguousarray(torch.cat(boxes).detach().cpu().numpy(), np.int32)
+        offsets = np.cumsum([0] + [b.shape[0] for b in boxes]).astype(np.int64)
     elif all_contours:
         raise ValueError("Expected `gt_boxes` to score all contours, got None.")
     all_iou = np.zeros((batch, num_thresholds)) if all_contours else None
