@@ -357,7 +357,8 @@ static inline __attribute__((always_inline)) void add_pixels(Work *w, int32_t be
             if (l != cur_label) {
                 STORE_CUR();
                 const Comp *c = w->comp + l;
-                cx0 = c->x0, cy0 = c->y0, cx1 = c->x1, cy1 = c->y1, csize = c->size, carea2 = c->area2, cfirst = c->first;
+                cx0 = c->x0, cy0 = c->y0, cx1 = c->x1, cy1 = c->y1;
+                csize = c->size, carea2 = c->area2, cfirst = c->first;
                 cur_label = l;
             }
             cx0 = x < cx0 ? x : cx0;
@@ -381,7 +382,7 @@ static inline __attribute__((always_inline)) void add_pixels(Work *w, int32_t be
     w->euler4 += euler4;
 }
 
-/* The sweep of each mode: all contours need the Euler number and the bitmask, the largest the areas and first pixels. */
+/* One sweep per mode: all contours need the Euler number and the bitmask, the largest the areas and first pixels. */
 static void add_pixels_all(Work *w, int32_t begin, int32_t end)
 {
     add_pixels(w, begin, end, 0);
@@ -392,13 +393,6 @@ static void add_pixels_largest(Work *w, int32_t begin, int32_t end)
     add_pixels(w, begin, end, 1);
 }
 
-/*
- * Counting sort of the pixels by value (raster order within a value, the order in which the sweep adds them), with
- * the ring mask of the neighbours already active when each is added: those before it in raster order at its value
- * or above, those after it above its value. Computing the masks here, a vectorised pass over rows, spares the
- * sweep reading them from the bitmask it is writing. `map` has a zero frame (`stride` bytes per row); pixels of
- * value 0 are never added, so the frame never counts as active.
- */
 /* The ring mask of the active neighbours of each pixel of a row when it is added (see sort_pixels). */
 static void ring_masks(const uint8_t *c, int stride, int width, uint8_t *restrict codes)
 {
@@ -410,6 +404,13 @@ static void ring_masks(const uint8_t *c, int stride, int width, uint8_t *restric
     }
 }
 
+/*
+ * Counting sort of the pixels by value (raster order within a value, the order in which the sweep adds them), with
+ * the ring mask of the neighbours already active when each is added: those before it in raster order at its value
+ * or above, those after it above its value. Computing the masks here, a vectorised pass over rows, spares the
+ * sweep reading them from the bitmask it is writing. `map` has a zero frame (`stride` bytes per row); pixels of
+ * value 0 are never added, so the frame never counts as active.
+ */
 static void sort_pixels(Work *w, const uint8_t *map, int stride)
 {
     /*
@@ -1027,16 +1028,16 @@ static int normalize_map(double *m, size_t n, int finite, uint8_t *q, int keep, 
         if (!isfinite(m[k]))
             return 0;
     }
-    double low[1], high[1];
-    min_max(m, n, low, high);
+    double low, high;
+    min_max(m, n, &low, &high);
     *peak = 0;
-    if (high[0] == low[0]) {
+    if (high == low) {
         memset(m, 0, n * sizeof(double));
         if (q)
             memset(q, 0, n);
         return 1;
     }
-    const double base = low[0], range = high[0] - low[0];
+    const double base = low, range = high - low;
     if (!q) {
         for (size_t k = 0; k < n; k++)
             m[k] = (m[k] - base) / range;
