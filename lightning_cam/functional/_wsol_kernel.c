@@ -4,6 +4,7 @@
  * normalized_maps: OpenCV's INTER_CUBIC resize in float64 (weights from resize.py, applied in OpenCV's order:
  * horizontal pass, then vertical, four taps summed left to right, no fused multiply-add) and min-max
  * normalisation, as `wsol.scoremaps` computes them in torch. quantize_maps: `(s * 255)` truncated to uint8.
+ * pixel_counts: PxAP's histograms of object and background scores over the threshold bins.
  *
  * contour_boxes: the WSOL evaluator of Choe et al. (CVPR 2020) thresholds a uint8 score map q at level L
  * (foreground: q > L), runs cv2.findContours(RETR_TREE, CHAIN_APPROX_SIMPLE) and keeps the bounding rectangles of
@@ -1223,18 +1224,105 @@ static PyObject *quantize_maps(PyObject *self, PyObject *args)
     return PyBool_FromLong(in_range);
 }
 
+/* ---- PxAP's pixel histograms ---------------------------------------------------------------------------- */
+
+PyDoc_STRVAR(pixel_counts_doc,
+             "pixel_counts(values, labels, edges, foreground, background)\n--\n\n"
+             "Add to foreground and background (int64 (E - 1,)) the number of values (float64 (N,)) whose label "
+             "(uint8 (N,): 1 object, 2 background, anything else ignored) is that one, per bin of the non-decreasing, "
+             "finite edges (float64 (E,), E >= 2, the last above the first), as numpy.histogram bins them: "
+             "[edges[i], edges[i + 1]), the last bin closed, values outside [edges[0], edges[E - 1]] and NaN in none.");
+
+static PyObject *pixel_counts(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objs[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &objs[0], &objs[1], &objs[2], &objs[3], &objs[4]))
+        return NULL;
+    static const char *names[5] = {"values", "labels", "edges", "foreground", "background"};
+    static const Py_ssize_t sizes[5] = {8, 1, 8, 8, 8};
+    static const char kinds[5] = {'f', 'u', 'f', 'i', 'i'};
+    Py_buffer v[5];
+    if (get_buffers(objs, v, 5, names, sizes, kinds, 3) < 0)
+        return NULL;
+    for (int k = 0; k < 5; k++) {
+        if (!v[k].obj)
+            FAIL("expected `%s`, got None", names[k]);
+    }
+    const Py_ssize_t n = COUNT(0), num_edges = COUNT(2);
+    if (COUNT(1) != n)
+        FAIL("expected as many `labels` as `values` (%zd), got %zd", n, COUNT(1));
+    if (num_edges < 2 || COUNT(3) != num_edges - 1 || COUNT(4) != num_edges - 1)
+        FAIL("expected at least 2 `edges` and `foreground`, `background` of one bin fewer, got %zd, %zd and %zd",
+             num_edges, COUNT(3), COUNT(4));
+    const double *values = v[0].buf, *edges = v[2].buf;
+    const uint8_t *labels = v[1].buf;
+    for (Py_ssize_t k = 0; k < num_edges; k++) {
+        if (!isfinite(edges[k]) || (k && edges[k] < edges[k - 1]))
+            FAIL("expected finite, non-decreasing `edges`, got %g after %g", edges[k], k ? edges[k - 1] : edges[k]);
+    }
+    if (!(edges[num_edges - 1] > edges[0]))
+        FAIL("expected the last of `edges` above the first, got %g and %g", edges[num_edges - 1], edges[0]);
+    /* A uniform grid over the edges guesses each value's bin; comparisons with the edges themselves then settle it,
+     * so the counts are those of a binary search, in a step or two per value. */
+    const Py_ssize_t cells = 4 * num_edges, bins = num_edges - 1, last = bins - 1;
+    const double low = edges[0], high = edges[num_edges - 1], scale = (double)cells / (high - low);
+    int64_t *foreground = v[3].buf, *background = v[4].buf;
+    int32_t *guess = malloc(sizeof(int32_t) * cells);
+    int64_t *counts = calloc(2 * bins, sizeof(int64_t)); /* object bins, then background bins */
+    if (!guess || !counts) {
+        free(guess);
+        free(counts);
+        release(v, 5);
+        return PyErr_NoMemory();
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t c = 0, i = 0; c < cells; c++) {
+        while (i < last && edges[i + 1] <= low + (double)c / scale)
+            i++;
+        guess[c] = (int32_t)i;
+    }
+    for (Py_ssize_t k = 0; k < n; k++) {
+        const uint8_t label = labels[k];
+        const double value = values[k];
+        /* The comparisons are false for NaN, which is left out with the values out of range. */
+        if ((label != 1 && label != 2) || !(value >= low && value <= high))
+            continue;
+        const double t = (value - low) * scale;
+        Py_ssize_t i = guess[t < (double)cells ? (Py_ssize_t)t : cells - 1];
+        /* One step either way without a branch (the usual case on near-uniform edges), then any further ones. */
+        i += (i < last) & (edges[i + 1] <= value);
+        while (i < last && edges[i + 1] <= value)
+            i++;
+        i -= (i > 0) & (edges[i] > value);
+        while (i > 0 && edges[i] > value)
+            i--;
+        counts[(label == 2) * bins + i]++;
+    }
+    for (Py_ssize_t i = 0; i < bins; i++) {
+        foreground[i] += counts[i];
+        background[i] += counts[bins + i];
+    }
+    Py_END_ALLOW_THREADS
+    free(guess);
+    free(counts);
+    release(v, 5);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"contour_boxes", contour_boxes, METH_VARARGS, contour_boxes_doc},
     {"normalized_maps", normalized_maps, METH_VARARGS, normalized_maps_doc},
     {"quantize_maps", quantize_maps, METH_VARARGS, quantize_maps_doc},
+    {"pixel_counts", pixel_counts, METH_VARARGS, pixel_counts_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT,
     "_wsol_kernel",
-    "OpenCV-exact WSOL score maps (normalized_maps, quantize_maps) and contour boxes at many levels "
-    "(contour_boxes).",
+    "OpenCV-exact WSOL score maps (normalized_maps, quantize_maps), contour boxes at many levels "
+    "(contour_boxes) and PxAP's pixel histograms (pixel_counts).",
     -1,
     methods,
 };

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lightning_cam.functional._wsol_kernel import contour_boxes, normalized_maps, quantize_maps
+from lightning_cam.functional._wsol_kernel import contour_boxes, normalized_maps, pixel_counts, quantize_maps
 from lightning_cam.functional.resize import _cubic_taps, resize_bicubic_like_opencv, resize_nearest_like_opencv
 
 __all__ = [
@@ -634,15 +634,15 @@ def pixel_histograms(maps: Tensor, masks: Tensor, thresholds: Tensor) -> tuple[T
         ([0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0])
     """
     edges = torch.cat([thresholds.to(torch.float64).cpu(), torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)])
+    if maps.shape != masks.shape:
+        raise ValueError(f"Expected maps and masks of one shape, got {tuple(maps.shape)} and {tuple(masks.shape)}.")
     values = maps.detach().to(torch.float64).cpu().flatten()
     masks = masks.detach().cpu().flatten()
-    # numpy.histogram's bins: [e_i, e_{i+1}) except the last, which is closed; scores never reach 2.
-    bins = torch.bucketize(values, edges, right=True) - 1
-    counts = []
-    for label in (1, 0):
-        selected = bins[masks == label]
-        counts.append(torch.bincount(selected.clamp(min=0), minlength=len(edges) - 1)[: len(edges) - 1].double())
-    return counts[0], counts[1]
+    # Binned as numpy.histogram bins (the reference's call), in C: a guess on a uniform grid, settled on the edges.
+    labels = (masks == 1).to(torch.uint8) + 2 * (masks == 0).to(torch.uint8)
+    foreground, background = np.zeros(len(edges) - 1, np.int64), np.zeros(len(edges) - 1, np.int64)
+    pixel_counts(values.contiguous().numpy(), labels.numpy(), edges.numpy(), foreground, background)
+    return torch.from_numpy(foreground).double(), torch.from_numpy(background).double()
 
 
 def precision_recall_from_histograms(foreground: Tensor, background: Tensor) -> tuple[Tensor, Tensor, Tensor]:

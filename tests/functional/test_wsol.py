@@ -105,6 +105,43 @@ def test_pixel_average_precision_equals_reference() -> None:
     assert ours.item() == pytest.approx(expected, abs=1e-9)
 
 
+@pytest.mark.parametrize("interval", [0.01, 0.001, 0.3])
+@pytest.mark.parametrize("mask_dtype", [torch.uint8, torch.int64, torch.bool])
+def test_pixel_histograms_equal_numpy_histogram(interval: float, mask_dtype: torch.dtype) -> None:
+    # The reference bins with numpy.histogram; values on the edges, outside them and NaN must land as there.
+    rng = np.random.default_rng(5)
+    thresholds = ref.thresholds(interval)
+    edges = np.concatenate([thresholds, [1.0, 2.0, 3.0]])
+    values = rng.uniform(-0.5, 3.5, (3, 40, 50))
+    on_edge = rng.random(values.shape) < 0.3
+    values[on_edge] = rng.choice(edges, on_edge.sum())
+    values[rng.random(values.shape) < 0.01] = np.nan
+    masks = rng.integers(0, 3, values.shape) if mask_dtype != torch.bool else rng.integers(0, 2, values.shape)
+    masks = torch.from_numpy(masks).to(mask_dtype)
+    foreground, background = wsol.pixel_histograms(torch.from_numpy(values), masks, torch.from_numpy(thresholds))
+    labels = masks.to(torch.int64).numpy()
+    for counts, label in ((foreground, 1), (background, 0)):
+        selected = values[(labels == label) & ~np.isnan(values)]
+        assert counts.tolist() == np.histogram(selected, bins=edges)[0].tolist()
+
+
+def test_pixel_histograms_check_their_inputs() -> None:
+    thresholds = torch.tensor([0.0, 0.5], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"maps and masks of one shape, got \(1, 4, 4\) and \(1, 4, 5\)"):
+        wsol.pixel_histograms(torch.zeros(1, 4, 4), torch.zeros(1, 4, 5, dtype=torch.uint8), thresholds)
+    with pytest.raises(ValueError, match="finite, non-decreasing `edges`"):
+        wsol.pixel_histograms(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4), torch.tensor([0.5, 0.2]))
+    values, labels = np.zeros(4), np.zeros(4, np.uint8)
+    with pytest.raises(ValueError, match="as many `labels` as `values`"):
+        wsol.pixel_counts(values, labels[:3], np.array([0.0, 1.0]), np.zeros(1, np.int64), np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match="one bin fewer"):
+        wsol.pixel_counts(values, labels, np.array([0.0, 1.0]), np.zeros(2, np.int64), np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match="last of `edges` above the first"):
+        wsol.pixel_counts(values, labels, np.array([1.0, 1.0]), np.zeros(1, np.int64), np.zeros(1, np.int64))
+    with pytest.raises(TypeError, match="`labels` as a contiguous buffer of uint8"):
+        wsol.pixel_counts(values, values, np.array([0.0, 1.0]), np.zeros(1, np.int64), np.zeros(1, np.int64))
+
+
 def test_box_iou_and_rescale_equal_reference() -> None:
     rng = np.random.default_rng(5)
     a = rng.integers(0, 50, (20, 4))
