@@ -168,10 +168,9 @@ typedef struct {
     Run *bg_runs;
     int32_t *parent;
     RunStats *stats;
-    /* grayscale hole fill, with a one-pixel frame */
-    uint8_t *filled;
+    /* grayscale hole fill, with a one-pixel frame: the result, q with a frame of 255, a queue and who is in it */
+    uint8_t *filled, *visited, *queued;
     int32_t *next;
-    uint8_t *visited;
 } Work;
 
 static void work_free(Work *w)
@@ -190,6 +189,7 @@ static void work_free(Work *w)
     free(w->filled);
     free(w->next);
     free(w->visited);
+    free(w->queued);
 }
 
 static int work_alloc(Work *w, int height, int width)
@@ -222,9 +222,10 @@ static int work_alloc(Work *w, int height, int width)
     w->filled = malloc(npad);
     w->next = malloc(sizeof(int32_t) * npad);
     w->visited = malloc(npad);
+    w->queued = malloc(npad);
     if (!w->entries || !w->framed || !w->row_codes || !w->label || !w->uf || !w->comp || !w->live ||
         !w->bits || !w->bg_runs || !w->parent || !w->stats || !w->filled || !w->next ||
-        !w->visited) {
+        !w->visited || !w->queued) {
         work_free(w);
         return -1;
     }
@@ -626,50 +627,87 @@ static double holes_best_iou(Work *w, const int32_t *gt, int64_t num_gt)
 /* ---- one image ------------------------------------------------------------------------------------------- */
 
 /*
- * Grayscale hole fill with 4-connected paths: a priority flood from the border with one bucket per level,
- * O(pixels). The map gets a one-pixel frame marked visited so that neighbours need no bounds checks.
+ * Grayscale hole fill with 4-connected paths (for each pixel, the lowest possible maximum of q along a 4-connected
+ * path to the border): a reconstruction by erosion of q from its border, by Vincent's hybrid algorithm (L. Vincent,
+ * "Morphological grayscale reconstruction in image analysis", IEEE TIP 1993): a raster and an anti-raster scan,
+ * then a FIFO queue for the pixels the scans could not settle. `filled` gets a zero frame, as sort_pixels needs.
  */
 static void hole_fill(Work *w, const uint8_t *q)
 {
-    int height = w->height, width = w->width, pw = w->padded_width;
-    size_t npad = (size_t)(height + 2) * pw;
-    int32_t head[NUM_LEVELS];
-    for (int v = 0; v < NUM_LEVELS; v++)
-        head[v] = -1;
-    /* `filled` starts as a framed copy of q and is raised in place: a pixel's value is read once, when pushed. */
-    memset(w->visited, 1, npad);
-    memset(w->filled, 0, npad);
+    const int height = w->height, width = w->width, pw = w->padded_width;
+    const size_t npad = (size_t)(height + 2) * pw;
+    uint8_t *r = w->filled, *mask = w->visited; /* mask: q with a frame of 255, which no neighbour lookup can lower */
+    memset(mask, 255, npad);
     for (int y = 0; y < height; y++) {
-        memcpy(w->filled + (size_t)(y + 1) * pw + 1, q + (size_t)y * width, width);
-        memset(w->visited + (size_t)(y + 1) * pw + 1, 0, width);
-    }
-    for (int y = 0; y < height; y++) {
-        for (int x = 0; x < width; x++) {
-            if (y == 0 || y == height - 1 || x == 0 || x == width - 1) {
-                int32_t p = (y + 1) * pw + x + 1;
-                uint8_t v = w->filled[p];
-                w->visited[p] = 1;
-                w->next[p] = head[v];
-                head[v] = p;
-            }
+        uint8_t *row = r + (size_t)(y + 1) * pw;
+        memcpy(mask + (size_t)(y + 1) * pw + 1, q + (size_t)y * width, width);
+        /* The border keeps q, the inside starts at 255 and only comes down; the frame stays at 255. */
+        memset(row, 255, pw);
+        if (y == 0 || y == height - 1) {
+            memcpy(row + 1, q + (size_t)y * width, width);
+        } else {
+            row[1] = q[(size_t)y * width];
+            row[width] = q[(size_t)y * width + width - 1];
         }
     }
+    memset(r, 255, pw);
+    memset(r + (size_t)(height + 1) * pw, 255, pw);
+    for (int y = 1; y <= height; y++) {
+        for (int x = 1; x <= width; x++) {
+            const size_t p = (size_t)y * pw + x;
+            uint8_t v = r[p];
+            v = r[p - pw] < v ? r[p - pw] : v;
+            v = r[p - 1] < v ? r[p - 1] : v;
+            r[p] = mask[p] > v ? mask[p] : v;
+        }
+    }
+    int32_t *queue = w->next, head = 0, tail = 0;
+    const int32_t capacity = (int32_t)npad;
+    for (int y = height; y >= 1; y--) {
+        for (int x = width; x >= 1; x--) {
+            const size_t p = (size_t)y * pw + x;
+            uint8_t v = r[p];
+            v = r[p + pw] < v ? r[p + pw] : v;
+            v = r[p + 1] < v ? r[p + 1] : v;
+            v = mask[p] > v ? mask[p] : v;
+            r[p] = v;
+            if ((r[p + pw] > v && r[p + pw] > mask[p + pw]) || (r[p + 1] > v && r[p + 1] > mask[p + 1]))
+                queue[tail++] = (int32_t)p; /* each pixel once: the scan visits it once */
+        }
+    }
+    /* Lower the neighbours the scans left above what their own paths allow; `in_queue` keeps each pixel in the
+     * queue at most once, so a ring buffer of npad entries holds it. */
+    uint8_t *in_queue = w->queued;
+    memset(in_queue, 0, npad);
+    for (int32_t k = head; k < tail; k++)
+        in_queue[queue[k]] = 1;
+    int32_t count = tail;
+    tail %= capacity;
     const int32_t offsets[4] = {-1, 1, -pw, pw};
-    for (int level = 0; level < NUM_LEVELS; level++) {
-        while (head[level] >= 0) {
-            int32_t p = head[level];
-            head[level] = w->next[p];
-            for (int k = 0; k < 4; k++) {
-                int32_t n = p + offsets[k];
-                if (w->visited[n])
-                    continue;
-                w->visited[n] = 1;
-                uint8_t v = w->filled[n] < level ? (uint8_t)level : w->filled[n];
-                w->filled[n] = v;
-                w->next[n] = head[v];
-                head[v] = n;
+    while (count > 0) {
+        const int32_t p = queue[head];
+        head = head + 1 == capacity ? 0 : head + 1;
+        count--;
+        in_queue[p] = 0;
+        for (int k = 0; k < 4; k++) {
+            const int32_t n = p + offsets[k];
+            if (r[n] > r[p] && mask[n] != r[n]) {
+                r[n] = mask[n] > r[p] ? mask[n] : r[p];
+                if (!in_queue[n]) {
+                    in_queue[n] = 1;
+                    queue[tail] = n;
+                    tail = tail + 1 == capacity ? 0 : tail + 1;
+                    count++;
+                }
             }
         }
+    }
+    /* sort_pixels needs a zero frame. */
+    memset(r, 0, pw);
+    memset(r + (size_t)(height + 1) * pw, 0, pw);
+    for (int y = 1; y <= height; y++) {
+        r[(size_t)y * pw] = 0;
+        r[(size_t)y * pw + width + 1] = 0;
     }
 }
 
