@@ -863,12 +863,18 @@ static void release(Py_buffer *views, int n)
     }
 }
 
-/* get_buffer for the n arguments of a call, those from `first_output` on writable; on failure none is held. */
+/* get_buffer for the n arguments of a call, those from `first_output` on writable, None refused unless
+ * `allow_none`; on failure none is held. */
 static int get_buffers(PyObject **objs, Py_buffer *views, int n, const char *const *names, const Py_ssize_t *sizes,
-                       const char *kinds, int first_output)
+                       const char *kinds, int first_output, int allow_none)
 {
     memset(views, 0, sizeof(*views) * n);
     for (int k = 0; k < n; k++) {
+        if (!allow_none && objs[k] == Py_None) {
+            PyErr_Format(PyExc_ValueError, "expected `%s`, got None", names[k]);
+            release(views, n);
+            return -1;
+        }
         if (get_buffer(objs[k], views + k, names[k], sizes[k], kinds[k], k >= first_output) < 0) {
             release(views, n);
             return -1;
@@ -913,7 +919,7 @@ static PyObject *contour_boxes(PyObject *self, PyObject *args)
     static const Py_ssize_t sizes[8] = {1, 4, 4, 4, 8, 8, 8, 4};
     static const char kinds[8] = {'u', 'i', 'i', 'i', 'i', 'f', 'f', 'i'};
     Py_buffer v[8];
-    if (get_buffers(objs, v, 8, names, sizes, kinds, 5) < 0)
+    if (get_buffers(objs, v, 8, names, sizes, kinds, 5, 1) < 0)
         return NULL;
     if (!v[0].obj)
         FAIL("expected `maps`, got None");
@@ -1118,7 +1124,7 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
     static const Py_ssize_t sizes[8] = {8, 8, 8, 8, 8, 8, 1, 8};
     static const char kinds[8] = {'f', 'i', 'f', 'i', 'f', 'f', 'u', 'f'};
     Py_buffer v[8];
-    if (get_buffers(objs, v, 8, names, sizes, kinds, 5) < 0)
+    if (get_buffers(objs, v, 8, names, sizes, kinds, 5, 1) < 0)
         return NULL;
     if (!v[0].obj || (!v[5].obj && !v[6].obj))
         FAIL("expected `cams` and at least one of `out` and `quantized`, got None");
@@ -1229,12 +1235,8 @@ static PyObject *quantize_maps(PyObject *self, PyObject *args)
     static const Py_ssize_t sizes[3] = {8, 1, 8};
     static const char kinds[3] = {'f', 'u', 'f'};
     Py_buffer v[3];
-    if (get_buffers(objs, v, 3, names, sizes, kinds, 1) < 0)
+    if (get_buffers(objs, v, 3, names, sizes, kinds, 1, 0) < 0)
         return NULL;
-    for (int k = 0; k < 3; k++) {
-        if (!v[k].obj)
-            FAIL("expected `%s`, got None", names[k]);
-    }
     Py_ssize_t n = v[0].len / 8, batch = v[2].len / 8;
     if (v[1].len != n || batch < 1 || n % batch != 0)
         FAIL("expected `maps` and `out` of B x N values with B = len(peaks) = %zd, got %zd and %zd", batch, n,
@@ -1281,12 +1283,8 @@ static PyObject *pixel_counts(PyObject *self, PyObject *args)
     static const Py_ssize_t sizes[5] = {8, 1, 8, 8, 8};
     static const char kinds[5] = {'f', 'u', 'f', 'i', 'i'};
     Py_buffer v[5];
-    if (get_buffers(objs, v, 5, names, sizes, kinds, 3) < 0)
+    if (get_buffers(objs, v, 5, names, sizes, kinds, 3, 0) < 0)
         return NULL;
-    for (int k = 0; k < 5; k++) {
-        if (!v[k].obj)
-            FAIL("expected `%s`, got None", names[k]);
-    }
     const Py_ssize_t n = COUNT(0), num_edges = COUNT(2);
     if (COUNT(1) != n)
         FAIL("expected as many `labels` as `values` (%zd), got %zd", n, COUNT(1));

@@ -132,6 +132,8 @@ def test_pixel_histograms_check_their_inputs() -> None:
     with pytest.raises(ValueError, match="finite, non-decreasing `edges`"):
         wsol.pixel_histograms(torch.zeros(1, 4, 4), torch.zeros(1, 4, 4), torch.tensor([0.5, 0.2]))
     values, labels = np.zeros(4), np.zeros(4, np.uint8)
+    with pytest.raises(ValueError, match="expected `edges`, got None"):
+        wsol.pixel_counts(values, labels, None, np.zeros(1, np.int64), np.zeros(1, np.int64))
     with pytest.raises(ValueError, match="as many `labels` as `values`"):
         wsol.pixel_counts(values, labels[:3], np.array([0.0, 1.0]), np.zeros(1, np.int64), np.zeros(1, np.int64))
     with pytest.raises(ValueError, match="one bin fewer"):
