@@ -169,8 +169,8 @@ typedef struct {
     int32_t *parent;
     RunStats *stats;
     /* grayscale hole fill, with a one-pixel frame: the result, q with a frame of 255, a queue and who is in it */
-    uint8_t *filled, *visited, *queued;
-    int32_t *next;
+    uint8_t *filled, *fill_mask, *queued;
+    int32_t *fill_queue;
 } Work;
 
 static void work_free(Work *w)
@@ -187,8 +187,8 @@ static void work_free(Work *w)
     free(w->parent);
     free(w->stats);
     free(w->filled);
-    free(w->next);
-    free(w->visited);
+    free(w->fill_queue);
+    free(w->fill_mask);
     free(w->queued);
 }
 
@@ -220,12 +220,12 @@ static int work_alloc(Work *w, int height, int width)
     w->parent = malloc(sizeof(int32_t) * max_runs);
     w->stats = malloc(sizeof(RunStats) * max_runs);
     w->filled = malloc(npad);
-    w->next = malloc(sizeof(int32_t) * npad);
-    w->visited = malloc(npad);
+    w->fill_queue = malloc(sizeof(int32_t) * npad);
+    w->fill_mask = malloc(npad);
     w->queued = malloc(npad);
     if (!w->entries || !w->framed || !w->row_codes || !w->label || !w->uf || !w->comp || !w->live ||
-        !w->bits || !w->bg_runs || !w->parent || !w->stats || !w->filled || !w->next ||
-        !w->visited || !w->queued) {
+        !w->bits || !w->bg_runs || !w->parent || !w->stats || !w->filled || !w->fill_queue ||
+        !w->fill_mask || !w->queued) {
         work_free(w);
         return -1;
     }
@@ -636,7 +636,7 @@ static void hole_fill(Work *w, const uint8_t *q)
 {
     const int height = w->height, width = w->width, pw = w->padded_width;
     const size_t npad = (size_t)(height + 2) * pw;
-    uint8_t *r = w->filled, *mask = w->visited; /* mask: q with a frame of 255, which no neighbour lookup can lower */
+    uint8_t *r = w->filled, *mask = w->fill_mask; /* q with a frame of 255, which no neighbour lookup can lower */
     memset(mask, 255, npad);
     for (int y = 0; y < height; y++) {
         uint8_t *row = r + (size_t)(y + 1) * pw;
@@ -661,7 +661,7 @@ static void hole_fill(Work *w, const uint8_t *q)
             r[p] = mask[p] > v ? mask[p] : v;
         }
     }
-    int32_t *queue = w->next, head = 0, tail = 0;
+    int32_t *queue = w->fill_queue, head = 0, tail = 0;
     const int32_t capacity = (int32_t)npad;
     for (int y = height; y >= 1; y--) {
         for (int x = width; x >= 1; x--) {
@@ -681,8 +681,7 @@ static void hole_fill(Work *w, const uint8_t *q)
     memset(in_queue, 0, npad);
     for (int32_t k = head; k < tail; k++)
         in_queue[queue[k]] = 1;
-    int32_t count = tail;
-    tail %= capacity;
+    int32_t count = tail; /* below capacity: the scans queue each pixel at most once */
     const int32_t offsets[4] = {-1, 1, -pw, pw};
     while (count > 0) {
         const int32_t p = queue[head];
