@@ -25,13 +25,14 @@
  *
  * One sweep per map and mode: the pixels are added in decreasing order of value (counting sort, which also records
  * which neighbours of each pixel are already active when it is added) to a union-find of 8-connected components
- * that keeps, per component, the bounding box, twice the window area, the first pixel in raster order and its slot
- * in the list of live components. At each needed level the live components are scored. A 2x2 window's foreground
- * pixels are 8-adjacent, so a window always lies in the component of the pixel just added, and its area changes
- * only then. Most levels of a score map have no hole: the Euler number (8-connected components minus 4-connected
- * holes) is kept from the same windows, and only a level with holes labels the background runs of its bitmask. A
- * map costs O(pixels) plus, per needed level, its live components (and the rows of the bitmask at levels with
- * holes), whatever the number of levels.
+ * that keeps, per component, its first and last column, its first and last pixel in raster order (which give its
+ * first and last row), twice the window area and its slot in the list of live components. At each needed level the
+ * live components are scored. A 2x2 window's foreground pixels are 8-adjacent, so a window always lies in the
+ * component of the pixel just added, and its area changes only then. Most levels of a score map have no hole: the
+ * Euler number (8-connected components minus 4-connected holes) is kept from the same windows, and only a level
+ * with holes labels the background runs of a foreground bitmask, brought up to date from the pixels added since the
+ * last such level. A map costs O(pixels) plus, per needed level, its live components (and the rows of the bitmask
+ * at levels with holes), whatever the number of levels.
  *
  * Plain C API and the buffer protocol only; the GIL is released while a batch is processed.
  */
@@ -142,28 +143,30 @@ typedef struct {
 } RunStats;
 
 typedef struct {
-    int32_t x0, y0, x1, y1; /* bounding box, inclusive */
+    int32_t x0, x1;         /* first and last column, inclusive */
+    int32_t r0, r1;         /* raster index of the first and last pixel (rows r0 / width, r1 / width) */
     int32_t size;           /* pixels, for union by size */
     int32_t area2;          /* twice cv2.contourArea of the outer contour */
-    int32_t first;          /* raster index of the first pixel */
     int32_t slot;           /* position in the list of live components */
 } Comp;
 
 typedef struct {
     int height, width, words, padded_width;
     uint64_t *entries;   /* pixels sorted by value: the ring mask of the neighbours active when each is added,
-                            then y and x (mask << 32 | y << 16 | x) */
+                            the column and the raster index (mask << 48 | x << 32 | y * width + x) */
     int32_t pick_offset[NEIGHBOURHOODS][4]; /* ring_pick as offsets in the raster */
     uint8_t *framed;     /* the map with a zero frame */
     uint8_t *row_codes;  /* one row of ring masks, in raster order */
     int32_t start[NUM_LEVELS + 1];
     /* the sweep, on a grid with an inactive one-pixel frame, so that neighbours need no bounds checks */
-    uint64_t *bits;      /* the foreground, `words` 64-bit words per row of the frame (bit x + 1: pixel x) */
+    uint64_t *bits;      /* the foreground at bits_level, `words` 64-bit words per row of the frame (bit x + 1:
+                            pixel x), for the holes */
     int32_t *label;      /* a component label per active pixel, resolved through `uf` */
     int32_t *uf;
     Comp *comp;
     int32_t *live, num_live, num_labels;
     int64_t euler4;      /* 4 x (components - holes) */
+    int bits_level;      /* the level whose foreground `bits` holds, -1 if none yet */
     /* holes, from row runs of the foreground bitmask */
     Run *bg_runs;
     int32_t *parent;
@@ -209,7 +212,7 @@ static int work_alloc(Work *w, int height, int width)
         for (int s = 0; s < ring_stretches[m]; s++)
             w->pick_offset[m][s] = RING_DY[ring_pick[m][s]] * width + RING_DX[ring_pick[m][s]];
     }
-    w->framed = calloc(npad, 1);
+    w->framed = calloc(npad + 64, 1); /* threshold_row reads up to 63 bytes past the last row */
     w->row_codes = malloc((size_t)SORT_STRIPES * width);
     w->label = malloc(sizeof(int32_t) * npix);
     w->uf = malloc(sizeof(int32_t) * npix);
@@ -265,7 +268,7 @@ static Box clipped_box(int32_t x0, int32_t y0, int32_t x1, int32_t y1, int width
 
 static Box component_box(const Comp *c, int width, int height)
 {
-    return clipped_box(c->x0, c->y0, c->x1 + 1, c->y1 + 1, width, height);
+    return clipped_box(c->x0, c->r0 / width, c->x1 + 1, c->r1 / width + 1, width, height);
 }
 
 static Box hole_box(const RunStats *s, int width, int height)
@@ -299,12 +302,11 @@ static int32_t merge(Work *w, int32_t a, int32_t b)
     const Comp *cb = w->comp + b;
     w->uf[b] = a;
     ca->x0 = cb->x0 < ca->x0 ? cb->x0 : ca->x0;
-    ca->y0 = cb->y0 < ca->y0 ? cb->y0 : ca->y0;
     ca->x1 = cb->x1 > ca->x1 ? cb->x1 : ca->x1;
-    ca->y1 = cb->y1 > ca->y1 ? cb->y1 : ca->y1;
+    ca->r0 = cb->r0 < ca->r0 ? cb->r0 : ca->r0;
+    ca->r1 = cb->r1 > ca->r1 ? cb->r1 : ca->r1;
     ca->size += cb->size;
     ca->area2 += cb->area2;
-    ca->first = cb->first < ca->first ? cb->first : ca->first;
     int32_t moved = w->live[--w->num_live];
     w->live[cb->slot] = moved;
     w->comp[moved].slot = cb->slot;
@@ -318,79 +320,88 @@ static int32_t merge(Work *w, int32_t a, int32_t b)
  */
 static inline __attribute__((always_inline)) void add_pixels(Work *w, int32_t begin, int32_t end, const int largest)
 {
-    const int words = w->words, width = w->width;
     const uint64_t *entries = w->entries;
-    int32_t *label = w->label;
+    int32_t *label = w->label, *uf = w->uf;
     int64_t euler4 = 0;
     /* The fields of comp[cur_label], scalars so that they stay in registers. */
-    int32_t cx0 = 0, cy0 = 0, cx1 = 0, cy1 = 0, csize = 0, carea2 = 0, cfirst = 0;
+    int32_t cx0 = 0, cx1 = 0, cr0 = 0, cr1 = 0, csize = 0, carea2 = 0;
     int32_t cur_label = -1;
 #define STORE_CUR()                                                                                                   \
     do {                                                                                                              \
         if (cur_label >= 0) {                                                                                         \
             Comp *c = w->comp + cur_label;                                                                            \
-            c->x0 = cx0, c->y0 = cy0, c->x1 = cx1, c->y1 = cy1, c->size = csize, c->area2 = carea2, c->first = cfirst; \
+            c->x0 = cx0, c->x1 = cx1, c->r0 = cr0, c->r1 = cr1, c->size = csize;                                     \
+            if (largest)                                                                                              \
+                c->area2 = carea2;                                                                                    \
         }                                                                                                             \
     } while (0)
     for (int32_t k = begin; k < end; k++) {
         const uint64_t e = entries[k];
-        const int x = (int)(e & 0xFFFF), y = (int)((e >> 16) & 0xFFFF);
-        const unsigned m = (unsigned)(e >> 32);
-        const int32_t raster = y * width + x;
-        int32_t l;
+        const int32_t raster = (int32_t)(uint32_t)e;
+        const int x = (int)((e >> 32) & 0xFFFF);
+        const unsigned m = (unsigned)(e >> 48);
         if (!m) {
             STORE_CUR();
-            l = w->num_labels++;
-            w->uf[l] = l;
+            int32_t l = w->num_labels++;
+            uf[l] = l;
             w->comp[l].slot = w->num_live;
             w->live[w->num_live++] = l;
-            cx0 = cx1 = x, cy0 = cy1 = y, csize = carea2 = 0, cfirst = raster;
+            cx0 = cx1 = x, cr0 = cr1 = raster, csize = carea2 = 0;
             cur_label = l;
         } else {
-            l = find_label(w->uf, label[raster + w->pick_offset[m][0]]);
-            for (int s = 1; s < ring_stretches[m]; s++) {
-                int32_t other = find_label(w->uf, label[raster + w->pick_offset[m][s]]);
-                if (other != l) {
-                    STORE_CUR();
-                    cur_label = -1;
-                    l = merge(w, l, other);
+            int32_t l = find_label(uf, label[raster + w->pick_offset[m][0]]);
+            if (__builtin_expect(ring_stretches[m] > 1, 0)) {
+                for (int s = 1; s < ring_stretches[m]; s++) {
+                    int32_t other = find_label(uf, label[raster + w->pick_offset[m][s]]);
+                    if (other != l) {
+                        STORE_CUR();
+                        cur_label = -1;
+                        l = merge(w, l, other);
+                    }
                 }
             }
-            if (l != cur_label) {
+            /* Hidden from the compiler, the test does not let it store `l` (which waits for two loads) as the
+             * pixel's label where it may store `cur_label` (known early): a later pixel's lookup may read it. */
+            int32_t differ = l ^ cur_label;
+            __asm__("" : "+r"(differ));
+            if (differ) {
                 STORE_CUR();
                 const Comp *c = w->comp + l;
-                cx0 = c->x0, cy0 = c->y0, cx1 = c->x1, cy1 = c->y1;
-                csize = c->size, carea2 = c->area2, cfirst = c->first;
+                cx0 = c->x0, cx1 = c->x1, cr0 = c->r0, cr1 = c->r1;
+                csize = c->size, carea2 = largest ? c->area2 : 0;
                 cur_label = l;
             }
             cx0 = x < cx0 ? x : cx0;
-            cy0 = y < cy0 ? y : cy0;
             cx1 = x > cx1 ? x : cx1;
-            cy1 = y > cy1 ? y : cy1;
-            if (largest)
-                cfirst = raster < cfirst ? raster : cfirst;
+            cr0 = raster < cr0 ? raster : cr0;
+            cr1 = raster > cr1 ? raster : cr1;
         }
         csize++;
-        label[raster] = l;
-        if (largest) {
+        label[raster] = cur_label;
+        if (largest)
             carea2 += area_delta[m];
-        } else {
+        else
             euler4 += euler_delta[m];
-            w->bits[(size_t)(y + 1) * words + ((x + 1) >> 6)] |= 1ULL << ((x + 1) & 63);
-        }
     }
     STORE_CUR();
 #undef STORE_CUR
     w->euler4 += euler4;
 }
 
-/* One sweep per mode: all contours need the Euler number and the bitmask, the largest the areas and first pixels. */
-static void add_pixels_all(Work *w, int32_t begin, int32_t end)
+/* GCC's SLP vectoriser would pack the running box into a vector register for STORE_CUR, at a cost on every pixel. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SCALAR_ONLY __attribute__((optimize("no-tree-slp-vectorize")))
+#else
+#define SCALAR_ONLY
+#endif
+
+/* One sweep per mode: all contours need the Euler number, the largest contour the areas. */
+SCALAR_ONLY static void add_pixels_all(Work *w, int32_t begin, int32_t end)
 {
     add_pixels(w, begin, end, 0);
 }
 
-static void add_pixels_largest(Work *w, int32_t begin, int32_t end)
+SCALAR_ONLY static void add_pixels_largest(Work *w, int32_t begin, int32_t end)
 {
     add_pixels(w, begin, end, 1);
 }
@@ -410,7 +421,7 @@ static void ring_masks(const uint8_t *c, int stride, int width, uint8_t *restric
  * Counting sort of the pixels by value (raster order within a value, the order in which the sweep adds them), with
  * the ring mask of the neighbours already active when each is added: those before it in raster order at its value
  * or above, those after it above its value. Computing the masks here, a vectorised pass over rows, spares the
- * sweep reading them from the bitmask it is writing. `map` has a zero frame (`stride` bytes per row); pixels of
+ * sweep reading its neighbours' values. `map` has a zero frame (`stride` bytes per row); pixels of
  * value 0 are never added, so the frame never counts as active.
  */
 static void sort_pixels(Work *w, const uint8_t *map, int stride)
@@ -457,13 +468,13 @@ static void sort_pixels(Work *w, const uint8_t *map, int stride)
     for (int r = 0; r < height - first_row[SORT_STRIPES - 1]; r++) {
         const uint8_t *c[SORT_STRIPES];
         uint8_t *codes[SORT_STRIPES];
-        uint32_t yx[SORT_STRIPES];
+        uint64_t xr[SORT_STRIPES]; /* raster index of the row's first pixel */
         int all = r < stripe_rows;
         for (int s = 0; s < SORT_STRIPES; s++) {
             int y = first_row[s] + r;
             codes[s] = w->row_codes + (size_t)s * width;
             c[s] = map + (size_t)(y + 1) * stride + 1;
-            yx[s] = (uint32_t)y << 16;
+            xr[s] = (uint64_t)y * width;
             if (y < first_row[s + 1])
                 ring_masks(c[s], stride, width, codes[s]);
         }
@@ -471,7 +482,7 @@ static void sort_pixels(Work *w, const uint8_t *map, int stride)
             for (int x = 0; x < width; x++) {
                 for (int s = 0; s < SORT_STRIPES; s++) {
                     int32_t k = count[s][c[s][x]]++;
-                    entries[k] = (uint64_t)codes[s][x] << 32 | yx[s] | (uint32_t)x;
+                    entries[k] = (uint64_t)codes[s][x] << 48 | (uint64_t)x << 32 | (xr[s] + x);
                 }
             }
         } else {
@@ -480,7 +491,7 @@ static void sort_pixels(Work *w, const uint8_t *map, int stride)
                     continue;
                 for (int x = 0; x < width; x++) {
                     int32_t k = count[s][c[s][x]]++;
-                    entries[k] = (uint64_t)codes[s][x] << 32 | yx[s] | (uint32_t)x;
+                    entries[k] = (uint64_t)codes[s][x] << 48 | (uint64_t)x << 32 | (xr[s] + x);
                 }
             }
         }
@@ -500,9 +511,9 @@ static void sweep_levels(Work *w, const uint8_t *needed, int largest, LevelFn vi
             break;
         }
     }
-    memset(w->bits, 0, sizeof(uint64_t) * (w->height + 2) * w->words);
     w->num_live = w->num_labels = 0;
     w->euler4 = 0;
+    w->bits_level = -1;
     int changed = 1;
     for (int level = NUM_LEVELS - 1; level >= lowest; level--) {
         if (level + 1 < NUM_LEVELS) {
@@ -542,30 +553,88 @@ static inline int32_t find_root(int32_t *parent, int32_t i)
     return i;
 }
 
-static inline void unite(int32_t *parent, int32_t a, int32_t b)
+/* Bit x of `bits` (`words` 64-bit words) set where row[x] > level, for x < n, the rest cleared; reads up to 63 bytes
+ * past n. */
+static void threshold_row(const uint8_t *row, int n, int level, uint64_t *bits, int words)
 {
-    a = find_root(parent, a);
-    b = find_root(parent, b);
-    /* The smaller index stays root, so a root is its component's first run in raster order. */
-    if (a < b)
-        parent[b] = a;
-    else if (b < a)
-        parent[a] = b;
+    const int full = (n + 63) / 64;
+#ifdef __SSE2__
+    const __m128i flip = _mm_set1_epi8((char)0x80), limit = _mm_set1_epi8((char)(level ^ 0x80));
+    for (int i = 0; i < full; i++) {
+        const uint8_t *p = row + (size_t)i * 64;
+        uint64_t v = 0;
+        for (int c = 0; c < 4; c++) {
+            __m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(p + 16 * c)), flip);
+            v |= (uint64_t)(uint16_t)_mm_movemask_epi8(_mm_cmpgt_epi8(b, limit)) << (16 * c);
+        }
+        bits[i] = v;
+    }
+#else
+    for (int i = 0; i < full; i++) {
+        uint64_t v = 0;
+        for (int x = 0; x < 64; x++)
+            v |= (uint64_t)(row[i * 64 + x] > level) << x;
+        bits[i] = v;
+    }
+#endif
+    if (n & 63)
+        bits[full - 1] &= (1ULL << (n & 63)) - 1;
+    for (int i = full; i < words; i++)
+        bits[i] = 0;
+}
+
+/* Bring the foreground bitmask to `level`: set the bits of the pixels added since it was last brought up to date,
+ * or threshold the whole map when that is cheaper (about one word per row and word of a row against one pixel). */
+static void update_bits(Work *w, int level)
+{
+    const int words = w->words;
+    const int32_t added = w->start[w->bits_level + 1] - w->start[level + 1];
+    if (w->bits_level < 0 || added > (int32_t)w->height * words) {
+        for (int y = 0; y < w->height; y++)
+            threshold_row(w->framed + (size_t)(y + 1) * w->padded_width, w->padded_width, level,
+                          w->bits + (size_t)(y + 1) * words, words);
+    } else {
+        const uint64_t *entries = w->entries;
+        uint64_t *bits = w->bits;
+        const double inv_width = 1.0 / w->width;
+        for (int32_t k = w->start[level + 1]; k < w->start[w->bits_level + 1]; k++) {
+            const int32_t raster = (int32_t)(uint32_t)entries[k];
+            const int x = (int)((entries[k] >> 32) & 0xFFFF);
+            const size_t y = (size_t)((double)(raster - x) * inv_width + 0.5); /* exact: a multiple of width */
+            bits[(y + 1) * words + ((x + 1) >> 6)] |= 1ULL << ((x + 1) & 63);
+        }
+    }
+    w->bits_level = level;
+}
+
+/* Merge the stats of root b into those of root a. */
+static inline void merge_stats(RunStats *a, const RunStats *b)
+{
+    a->x0 = b->x0 < a->x0 ? b->x0 : a->x0;
+    a->y0 = b->y0 < a->y0 ? b->y0 : a->y0;
+    a->x1 = b->x1 > a->x1 ? b->x1 : a->x1;
+    a->y1 = b->y1 > a->y1 ? b->y1 : a->y1;
+    a->border |= b->border;
 }
 
 /*
- * The background runs of every row (the gaps between the bits of the foreground), each united with the runs of the
- * row above that share a column (4-connectivity) as it is found. Returns the number of runs.
+ * The 4-connected components of the background runs of every row (the gaps between the bits of the foreground):
+ * each run joins the components of the runs of the row above that share a column as it is found, and each root
+ * (the component's first run) keeps the component's stats. `level` is the current level of the sweep. Returns the
+ * number of runs.
  */
-static int32_t label_background(Work *w)
+static int32_t label_background(Work *w, int level)
 {
+    update_bits(w, level);
     Run *runs = w->bg_runs;
     int32_t *parent = w->parent;
-    const int width = w->width, words = w->words;
+    RunStats *stats = w->stats;
+    const int width = w->width, height = w->height, words = w->words;
     int32_t n = 0, above = 0, above_end = 0; /* the runs of the row above: above..above_end - 1 */
-    for (int y = 0; y < w->height; y++) {
+    for (int y = 0; y < height; y++) {
         const uint64_t *row = w->bits + (size_t)(y + 1) * words;
         const int32_t row_first = n;
+        const int edge_row = (y == 0) | (y == height - 1);
         int32_t i = above;
         /* In bit columns (pixel + 1): the frame column width + 1 is clear, so a run ends there at the latest. */
         int x = 1;
@@ -579,11 +648,27 @@ static int32_t label_background(Work *w)
             runs[n].y = y;
             runs[n].start = start;
             runs[n].end = end;
-            parent[n] = n;
+            const RunStats own = {start, y, end, y, edge_row | (start == 0) | (end == width - 1)};
             while (i < above_end && runs[i].end < start)
                 i++;
-            for (int32_t j = i; j < above_end && runs[j].start <= end; j++)
-                unite(parent, j, n);
+            /* The component of the first overlapping run above, or a new one; roots stay the lowest index. */
+            int32_t root = n;
+            for (int32_t j = i; j < above_end && runs[j].start <= end; j++) {
+                const int32_t r = find_root(parent, j);
+                if (root == n) {
+                    root = r;
+                } else if (r != root) {
+                    const int32_t keep = r < root ? r : root, gone = r < root ? root : r;
+                    parent[gone] = keep;
+                    merge_stats(stats + keep, stats + gone);
+                    root = keep;
+                }
+            }
+            parent[n] = root;
+            if (root == n)
+                stats[n] = own;
+            else
+                merge_stats(stats + root, &own);
             n++;
             x = e + 1;
         }
@@ -594,25 +679,9 @@ static int32_t label_background(Work *w)
 }
 
 /* Best IoU over the boxes of the holes of the current foreground. */
-static double holes_best_iou(Work *w, const int32_t *gt, int64_t num_gt)
+static double holes_best_iou(Work *w, int level, const int32_t *gt, int64_t num_gt)
 {
-    int32_t n = label_background(w);
-    for (int32_t k = 0; k < n; k++) {
-        const Run *r = w->bg_runs + k;
-        int32_t root = find_root(w->parent, k);
-        int border = r->y == 0 || r->y == w->height - 1 || r->start == 0 || r->end == w->width - 1;
-        if (root == k) {
-            RunStats s = {r->start, r->y, r->end, r->y, border};
-            w->stats[k] = s;
-        } else {
-            /* Roots come first in raster order, so stats[root] is already set and its y0 is final. */
-            RunStats *s = w->stats + root;
-            s->x0 = r->start < s->x0 ? r->start : s->x0;
-            s->x1 = r->end > s->x1 ? r->end : s->x1;
-            s->y1 = r->y > s->y1 ? r->y : s->y1;
-            s->border |= border;
-        }
-    }
+    const int32_t n = label_background(w, level);
     double best = 0.0;
     for (int32_t k = 0; k < n; k++) {
         if (w->parent[k] == k && !w->stats[k].border) {
@@ -734,7 +803,7 @@ static void visit_all_contours(Work *w, int level, int changed, void *ctx)
                     best = v;
             }
             if (w->num_live * 4 > w->euler4) {
-                double v = holes_best_iou(w, r->gt, r->num_gt);
+                double v = holes_best_iou(w, level, r->gt, r->num_gt);
                 if (v > best)
                     best = v;
             }
@@ -752,7 +821,7 @@ static void visit_largest_contour(Work *w, int level, int changed, void *ctx)
         const Comp *winner = NULL;
         for (int32_t k = 0; k < w->num_live; k++) {
             const Comp *c = w->comp + w->live[k];
-            if (!winner || c->area2 > winner->area2 || (c->area2 == winner->area2 && c->first > winner->first))
+            if (!winner || c->area2 > winner->area2 || (c->area2 == winner->area2 && c->r0 > winner->r0))
                 winner = c;
         }
         r->last_box = winner ? component_box(winner, w->width, w->height) : NO_BOX;
@@ -994,10 +1063,11 @@ static PyObject *contour_boxes(PyObject *self, PyObject *args)
 /* ---- score maps ------------------------------------------------------------------------------------------ */
 
 /* Resize one map: tmp = horizontal pass over the source rows, then the vertical pass; each output is
- * ((v0 * w0 + v1 * w1) + v2 * w2) + v3 * w3 with every product and sum rounded (no FMA). */
+ * ((v0 * w0 + v1 * w1) + v2 * w2) + v3 * w3 with every product and sum rounded (no FMA). The minimum and maximum of
+ * the output come with it (meaningless if it has a NaN). */
 static void resize_map(const double *src, int src_w, int src_h, const int64_t *col_index, const double *col_weights,
                        int width, const int64_t *row_index, const double *row_weights, int height, double *tmp,
-                       double *dst)
+                       double *dst, double *low, double *high)
 {
     for (int r = 0; r < src_h; r++) {
         const double *row = src + (size_t)r * src_w;
@@ -1012,20 +1082,49 @@ static void resize_map(const double *src, int src_w, int src_h, const int64_t *c
             t[x] = s;
         }
     }
+    double low_s = INFINITY, high_s = -INFINITY;
+#ifdef __SSE2__
+    __m128d lo = _mm_set1_pd(INFINITY), hi = _mm_set1_pd(-INFINITY);
+#endif
     for (int y = 0; y < height; y++) {
         const int64_t *i = row_index + 4 * y;
         const double *c = row_weights + 4 * y;
         const double *t0 = tmp + i[0] * width, *t1 = tmp + i[1] * width, *t2 = tmp + i[2] * width,
                      *t3 = tmp + i[3] * width;
         double *d = dst + (size_t)y * width;
-        for (int x = 0; x < width; x++) {
+        int x = 0;
+#ifdef __SSE2__
+        const __m128d c0 = _mm_set1_pd(c[0]), c1 = _mm_set1_pd(c[1]), c2 = _mm_set1_pd(c[2]), c3 = _mm_set1_pd(c[3]);
+        for (; x + 2 <= width; x += 2) {
+            __m128d s = _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(t0 + x), c0), _mm_mul_pd(_mm_loadu_pd(t1 + x), c1));
+            s = _mm_add_pd(s, _mm_mul_pd(_mm_loadu_pd(t2 + x), c2));
+            s = _mm_add_pd(s, _mm_mul_pd(_mm_loadu_pd(t3 + x), c3));
+            _mm_storeu_pd(d + x, s);
+            lo = _mm_min_pd(s, lo);
+            hi = _mm_max_pd(s, hi);
+        }
+#endif
+        for (; x < width; x++) {
             double s = t0[x] * c[0];
             s += t1[x] * c[1];
             s += t2[x] * c[2];
             s += t3[x] * c[3];
             d[x] = s;
+            low_s = s < low_s ? s : low_s;
+            high_s = s > high_s ? s : high_s;
         }
     }
+#ifdef __SSE2__
+    double l[2], h[2];
+    _mm_storeu_pd(l, lo);
+    _mm_storeu_pd(h, hi);
+    for (int j = 0; j < 2; j++) {
+        low_s = l[j] < low_s ? l[j] : low_s;
+        high_s = h[j] > high_s ? h[j] : high_s;
+    }
+#endif
+    *low = low_s;
+    *high = high_s;
 }
 
 /* The minimum and maximum of n >= 1 values, none of them NaN. */
@@ -1062,18 +1161,71 @@ static void min_max(const double *m, size_t n, double *low, double *high)
 }
 
 /*
+ * The quantised normalised map, q = (uint8_t)(((m - base) / range) * 255), without a division per value: with
+ * y = (m - base) * (255 / range), within 5e-16 relative (1.3e-13 absolute) of the exact y, the integer part is the
+ * same unless y lies within 1e-12 of an integer (the minimum and the maximum always do, others hardly ever); blocks
+ * with such a value are redone with the division. Returns the peak of q.
+ */
+static uint8_t quantize_normalized(const double *m, size_t n, double base, double range, uint8_t *q)
+{
+    const double scale = 255.0 / range, eps = 1e-12;
+    /* A range below 255 / DBL_MAX overflows the scale: every block is then done with the division. */
+    const int fast = isfinite(scale);
+    uint8_t top = 0;
+    for (size_t b = 0; b < n; b += 256) {
+        const size_t end = b + 256 < n ? b + 256 : n;
+        int near = !fast;
+        size_t k = b;
+#ifdef __SSE2__
+        const __m128d vbase = _mm_set1_pd(base), vscale = _mm_set1_pd(scale), low = _mm_set1_pd(eps),
+                      high = _mm_set1_pd(1.0 - eps);
+        __m128d near_v = _mm_setzero_pd();
+        for (; fast && k + 8 <= end; k += 8) {
+            __m128i t[4];
+            for (int j = 0; j < 4; j++) {
+                const __m128d y = _mm_mul_pd(_mm_sub_pd(_mm_loadu_pd(m + k + 2 * j), vbase), vscale);
+                t[j] = _mm_cvttpd_epi32(y);
+                const __m128d f = _mm_sub_pd(y, _mm_cvtepi32_pd(t[j]));
+                near_v = _mm_or_pd(near_v, _mm_or_pd(_mm_cmplt_pd(f, low), _mm_cmpgt_pd(f, high)));
+            }
+            const __m128i words = _mm_packs_epi32(_mm_unpacklo_epi64(t[0], t[1]), _mm_unpacklo_epi64(t[2], t[3]));
+            _mm_storel_epi64((__m128i *)(q + k), _mm_packus_epi16(words, words));
+        }
+        near |= _mm_movemask_pd(near_v);
+#endif
+        for (; fast && k < end; k++) {
+            const double y = (m[k] - base) * scale;
+            const int t = (int)y;
+            near |= y - t < eps || y - t > 1.0 - eps;
+            q[k] = (uint8_t)t;
+        }
+        if (near) {
+            for (k = b; k < end; k++)
+                q[k] = (uint8_t)((m[k] - base) / range * 255);
+        }
+        for (k = b; k < end; k++)
+            top = q[k] > top ? q[k] : top;
+    }
+    return top;
+}
+
+/*
  * (m - min) / (max - min) in place, all zeros for a constant map, and, when `q` is given, the map quantised as
  * `quantize_maps` does and its peak; without `keep`, only q and the peak are written. Returns 0, leaving the map
- * untouched, when a value is not finite; `finite` says that the caller already knows every value is.
+ * untouched, when a value is not finite; `finite` says that the caller already knows every value is. `bounds`,
+ * if given, holds the map's minimum and maximum.
  */
-static int normalize_map(double *m, size_t n, int finite, uint8_t *q, int keep, uint8_t *peak)
+static int normalize_map(double *m, size_t n, int finite, const double *bounds, uint8_t *q, int keep, uint8_t *peak)
 {
     for (size_t k = 0; k < n && !finite; k++) {
         if (!isfinite(m[k]))
             return 0;
     }
     double low, high;
-    min_max(m, n, &low, &high);
+    if (bounds)
+        low = bounds[0], high = bounds[1];
+    else
+        min_max(m, n, &low, &high);
     *peak = 0;
     if (high == low) {
         memset(m, 0, n * sizeof(double));
@@ -1088,11 +1240,14 @@ static int normalize_map(double *m, size_t n, int finite, uint8_t *q, int keep, 
         return 1;
     }
     /* m - base <= range once rounded (rounding is monotonic), so s is in [0, 1] and the cast is defined. */
+    if (!keep) {
+        *peak = quantize_normalized(m, n, base, range, q);
+        return 1;
+    }
     uint8_t top = 0;
     for (size_t k = 0; k < n; k++) {
         double s = (m[k] - base) / range;
-        if (keep)
-            m[k] = s;
+        m[k] = s;
         q[k] = (uint8_t)(s * 255);
         top = q[k] > top ? q[k] : top;
     }
@@ -1190,10 +1345,10 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
         failed |= scratch == NULL;
     }
     for (Py_ssize_t i = 0; i < batch && !failed; i++) {
-        double *dst = out ? out + i * npix : scratch;
+        double *dst = out ? out + i * npix : scratch, bounds[2];
         if (resize)
             resize_map(cams + i * src_npix, src_w, src_h, v[3].buf, v[4].buf, (int)width, v[1].buf, v[2].buf,
-                       (int)height, tmp, dst);
+                       (int)height, tmp, dst, bounds, bounds + 1);
         else
             memcpy(dst, cams + i * src_npix, sizeof(double) * npix);
         /* Finite sources far from overflow give finite maps, which then need no check of their own. */
@@ -1206,7 +1361,8 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
         }
         known_finite &= largest * gain <= 1e300;
         uint8_t peak = 0;
-        finite &= normalize_map(dst, npix, known_finite, quantized ? quantized + i * npix : NULL, out != NULL, &peak);
+        uint8_t *q = quantized ? quantized + i * npix : NULL;
+        finite &= normalize_map(dst, npix, known_finite, resize ? bounds : NULL, q, out != NULL, &peak);
         if (peaks)
             peaks[i] = peak;
     }

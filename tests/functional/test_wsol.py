@@ -270,6 +270,27 @@ def test_c_score_maps_equal_the_torch_path(source: tuple, size: tuple) -> None:
         assert np.array_equal(score.peaks, peaks)
 
 
+def test_c_quantization_equals_the_division_at_bin_edges() -> None:
+    # Without float maps the kernel quantises by a multiplication and redoes with the division only the blocks with a
+    # value near a bin edge; values on, just below and just above the edges k / 255 must come out as the division's.
+    edges = torch.arange(256, dtype=torch.float64)
+    near = torch.cat([edges, torch.nextafter(edges, edges + 1), torch.nextafter(edges, edges - 1)])
+    generator = torch.Generator().manual_seed(5)
+    cams = torch.stack(
+        [
+            near[torch.randperm(len(near), generator=generator)][: 24 * 32].reshape(24, 32),
+            near[:768].reshape(24, 32) * 1e-300,  # 255 / range overflows: all by division
+            near[:768].reshape(24, 32) * 1e300,
+            torch.rand((24, 32), generator=generator, dtype=torch.float64) * 3 - 1,
+        ]
+    )
+    cams[:, 0, 0], cams[:, -1, -1] = cams.amin((1, 2)), cams.amax((1, 2))
+    score = wsol._score_maps(cams, (24, 32), float_maps=False, quantized=True)
+    expected = (wsol._normalized(cams, (24, 32)) * 255).to(torch.uint8).numpy()
+    assert np.array_equal(score.quantized, expected)
+    assert score.peaks.tolist() == [255.0] * 4
+
+
 def test_c_score_maps_catch_overflow_of_finite_cams() -> None:
     # Finite CAMs skip the per-pixel check only when the resize cannot overflow; here it does, and is reported.
     cams = np.full((2, 4, 4), 1.7e308)
