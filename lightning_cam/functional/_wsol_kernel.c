@@ -145,7 +145,7 @@ typedef struct {
 typedef struct {
     int32_t x0, x1;         /* first and last column, inclusive */
     int32_t r0, r1;         /* raster index of the first and last pixel (rows r0 / width, r1 / width) */
-    int32_t size;           /* pixels, for union by size */
+    int32_t rank;           /* union by rank (no count per pixel, unlike union by size) */
     int32_t area2;          /* twice cv2.contourArea of the outer contour */
     int32_t slot;           /* position in the list of live components */
 } Comp;
@@ -155,6 +155,9 @@ typedef struct {
     uint64_t *entries;   /* pixels sorted by value: the ring mask of the neighbours active when each is added,
                             the column and the raster index (mask << 48 | x << 32 | y * width + x) */
     int32_t pick_offset[NEIGHBOURHOODS][4]; /* ring_pick as offsets in the raster */
+    /* Per ring mask, what the sweep needs of a pixel with one stretch, in one load: the pick's offset (bits 0-31),
+       the Euler and area deltas (bits 32-39 and 40-47, signed) and the number of stretches (bits 48-55). */
+    uint64_t ring_info[NEIGHBOURHOODS];
     uint8_t *framed;     /* the map with a zero frame */
     uint8_t *row_codes;  /* one row of ring masks, in raster order */
     int32_t start[NUM_LEVELS + 1];
@@ -211,6 +214,8 @@ static int work_alloc(Work *w, int height, int width)
     for (int m = 0; m < NEIGHBOURHOODS; m++) {
         for (int s = 0; s < ring_stretches[m]; s++)
             w->pick_offset[m][s] = RING_DY[ring_pick[m][s]] * width + RING_DX[ring_pick[m][s]];
+        w->ring_info[m] = (uint64_t)(uint32_t)w->pick_offset[m][0] | (uint64_t)(uint8_t)euler_delta[m] << 32 |
+                          (uint64_t)(uint8_t)area_delta[m] << 40 | (uint64_t)ring_stretches[m] << 48;
     }
     w->framed = calloc(npad + 64, 1); /* threshold_row reads up to 63 bytes past the last row */
     w->row_codes = malloc((size_t)SORT_STRIPES * width);
@@ -293,11 +298,12 @@ static inline int32_t find_label(int32_t *uf, int32_t i)
 /* Merge two distinct root labels; returns the surviving root. */
 static int32_t merge(Work *w, int32_t a, int32_t b)
 {
-    if (w->comp[a].size < w->comp[b].size) {
+    if (w->comp[a].rank < w->comp[b].rank) {
         int32_t t = a;
         a = b;
         b = t;
     }
+    w->comp[a].rank += w->comp[a].rank == w->comp[b].rank;
     Comp *ca = w->comp + a;
     const Comp *cb = w->comp + b;
     w->uf[b] = a;
@@ -305,7 +311,6 @@ static int32_t merge(Work *w, int32_t a, int32_t b)
     ca->x1 = cb->x1 > ca->x1 ? cb->x1 : ca->x1;
     ca->r0 = cb->r0 < ca->r0 ? cb->r0 : ca->r0;
     ca->r1 = cb->r1 > ca->r1 ? cb->r1 : ca->r1;
-    ca->size += cb->size;
     ca->area2 += cb->area2;
     int32_t moved = w->live[--w->num_live];
     w->live[cb->slot] = moved;
@@ -320,46 +325,52 @@ static int32_t merge(Work *w, int32_t a, int32_t b)
  */
 static inline __attribute__((always_inline)) void add_pixels(Work *w, int32_t begin, int32_t end, const int largest)
 {
-    const uint64_t *entries = w->entries;
+    const uint64_t *entries = w->entries, *info = w->ring_info;
     int32_t *label = w->label, *uf = w->uf;
     int64_t euler4 = 0;
     /* The fields of comp[cur_label], scalars so that they stay in registers. */
-    int32_t cx0 = 0, cx1 = 0, cr0 = 0, cr1 = 0, csize = 0, carea2 = 0;
+    int32_t cx0 = 0, cx1 = 0, cr0 = 0, cr1 = 0, carea2 = 0;
     int32_t cur_label = -1;
 #define STORE_CUR()                                                                                                   \
     do {                                                                                                              \
         if (cur_label >= 0) {                                                                                         \
             Comp *c = w->comp + cur_label;                                                                            \
-            c->x0 = cx0, c->x1 = cx1, c->r0 = cr0, c->r1 = cr1, c->size = csize;                                     \
+            c->x0 = cx0, c->x1 = cx1, c->r0 = cr0, c->r1 = cr1;                                                       \
             if (largest)                                                                                              \
                 c->area2 = carea2;                                                                                    \
         }                                                                                                             \
     } while (0)
-    for (int32_t k = begin; k < end; k++) {
-        const uint64_t e = entries[k];
+    for (const uint64_t *p = entries + begin, *stop = entries + end; p < stop; p++) {
+        const uint64_t e = *p;
         const int32_t raster = (int32_t)(uint32_t)e;
         const int x = (int)((e >> 32) & 0xFFFF);
         const unsigned m = (unsigned)(e >> 48);
-        if (!m) {
+        const uint64_t ri = info[m];
+        int32_t l;
+        if (__builtin_expect((ri >> 48) == 1, 1)) {
+            l = find_label(uf, label[raster + (int32_t)(uint32_t)ri]);
+        } else if (!m) {
             STORE_CUR();
-            int32_t l = w->num_labels++;
+            l = w->num_labels++;
             uf[l] = l;
             w->comp[l].slot = w->num_live;
+            w->comp[l].rank = 0;
             w->live[w->num_live++] = l;
-            cx0 = cx1 = x, cr0 = cr1 = raster, csize = carea2 = 0;
+            cx0 = cx1 = x, cr0 = cr1 = raster, carea2 = 0;
             cur_label = l;
+            goto added;
         } else {
-            int32_t l = find_label(uf, label[raster + w->pick_offset[m][0]]);
-            if (__builtin_expect(ring_stretches[m] > 1, 0)) {
-                for (int s = 1; s < ring_stretches[m]; s++) {
-                    int32_t other = find_label(uf, label[raster + w->pick_offset[m][s]]);
-                    if (other != l) {
-                        STORE_CUR();
-                        cur_label = -1;
-                        l = merge(w, l, other);
-                    }
+            l = find_label(uf, label[raster + w->pick_offset[m][0]]);
+            for (int s = 1; s < ring_stretches[m]; s++) {
+                int32_t other = find_label(uf, label[raster + w->pick_offset[m][s]]);
+                if (other != l) {
+                    STORE_CUR();
+                    cur_label = -1;
+                    l = merge(w, l, other);
                 }
             }
+        }
+        {
             /* Hidden from the compiler, the test does not let it store `l` (which waits for two loads) as the
              * pixel's label where it may store `cur_label` (known early): a later pixel's lookup may read it. */
             int32_t differ = l ^ cur_label;
@@ -368,20 +379,20 @@ static inline __attribute__((always_inline)) void add_pixels(Work *w, int32_t be
                 STORE_CUR();
                 const Comp *c = w->comp + l;
                 cx0 = c->x0, cx1 = c->x1, cr0 = c->r0, cr1 = c->r1;
-                csize = c->size, carea2 = largest ? c->area2 : 0;
+                carea2 = largest ? c->area2 : 0;
                 cur_label = l;
             }
-            cx0 = x < cx0 ? x : cx0;
-            cx1 = x > cx1 ? x : cx1;
-            cr0 = raster < cr0 ? raster : cr0;
-            cr1 = raster > cr1 ? raster : cr1;
         }
-        csize++;
+        cx0 = x < cx0 ? x : cx0;
+        cx1 = x > cx1 ? x : cx1;
+        cr0 = raster < cr0 ? raster : cr0;
+        cr1 = raster > cr1 ? raster : cr1;
+    added:
         label[raster] = cur_label;
         if (largest)
-            carea2 += area_delta[m];
+            carea2 += (int8_t)(ri >> 40);
         else
-            euler4 += euler_delta[m];
+            euler4 += (int8_t)(ri >> 32);
     }
     STORE_CUR();
 #undef STORE_CUR
