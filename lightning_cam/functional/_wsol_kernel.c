@@ -134,7 +134,7 @@ static void init_tables(void)
 /* ---- work space ------------------------------------------------------------------------------------------ */
 
 typedef struct {
-    int32_t y, start, end; /* row and first / last column, inclusive */
+    int32_t start, end; /* first and last column, inclusive (the row's runs are consecutive) */
 } Run;
 
 typedef struct {
@@ -656,7 +656,6 @@ static int32_t label_background(Work *w, int level)
             int e = next_bit(row, words, s, 1);
             e = e > width + 1 ? width + 1 : e;
             const int start = s - 1, end = e - 2;
-            runs[n].y = y;
             runs[n].start = start;
             runs[n].end = end;
             const RunStats own = {start, y, end, y, edge_row | (start == 0) | (end == width - 1)};
@@ -1073,6 +1072,20 @@ static PyObject *contour_boxes(PyObject *self, PyObject *args)
 
 /* ---- score maps ------------------------------------------------------------------------------------------ */
 
+#ifdef __SSE2__
+/* Fold the lanes of running minima and maxima into *low and *high. */
+static void fold_min_max(__m128d lo, __m128d hi, double *low, double *high)
+{
+    double l[2], h[2];
+    _mm_storeu_pd(l, lo);
+    _mm_storeu_pd(h, hi);
+    for (int j = 0; j < 2; j++) {
+        *low = l[j] < *low ? l[j] : *low;
+        *high = h[j] > *high ? h[j] : *high;
+    }
+}
+#endif
+
 /* Resize one map: tmp = horizontal pass over the source rows, then the vertical pass; each output is
  * ((v0 * w0 + v1 * w1) + v2 * w2) + v3 * w3 with every product and sum rounded (no FMA). The minimum and maximum of
  * the output come with it (meaningless if it has a NaN). */
@@ -1126,13 +1139,7 @@ static void resize_map(const double *src, int src_w, int src_h, const int64_t *c
         }
     }
 #ifdef __SSE2__
-    double l[2], h[2];
-    _mm_storeu_pd(l, lo);
-    _mm_storeu_pd(h, hi);
-    for (int j = 0; j < 2; j++) {
-        low_s = l[j] < low_s ? l[j] : low_s;
-        high_s = h[j] > high_s ? h[j] : high_s;
-    }
+    fold_min_max(lo, hi, &low_s, &high_s);
 #endif
     *low = low_s;
     *high = high_s;
@@ -1153,15 +1160,7 @@ static void min_max(const double *m, size_t n, double *low, double *high)
         hi0 = _mm_max_pd(a, hi0);
         hi1 = _mm_max_pd(b, hi1);
     }
-    double l[4], h[4];
-    _mm_storeu_pd(l, lo0);
-    _mm_storeu_pd(l + 2, lo1);
-    _mm_storeu_pd(h, hi0);
-    _mm_storeu_pd(h + 2, hi1);
-    for (int j = 0; j < 4; j++) {
-        lo = l[j] < lo ? l[j] : lo;
-        hi = h[j] > hi ? h[j] : hi;
-    }
+    fold_min_max(_mm_min_pd(lo0, lo1), _mm_max_pd(hi0, hi1), &lo, &hi);
 #endif
     for (; k < n; k++) {
         lo = m[k] < lo ? m[k] : lo;
