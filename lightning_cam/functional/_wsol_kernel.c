@@ -26,13 +26,15 @@
  * One sweep per map and mode: the pixels are added in decreasing order of value (counting sort, which also records
  * which neighbours of each pixel are already active when it is added) to a union-find of 8-connected components
  * that keeps, per component, its first and last column, its first and last pixel in raster order (which give its
- * first and last row), twice the window area and its slot in the list of live components. At each needed level the
- * live components are scored. A 2x2 window's foreground pixels are 8-adjacent, so a window always lies in the
- * component of the pixel just added, and its area changes only then. Most levels of a score map have no hole: the
- * Euler number (8-connected components minus 4-connected holes) is kept from the same windows, and only a level
- * with holes labels the background runs of a foreground bitmask, brought up to date from the pixels added since the
- * last such level. A map costs O(pixels) plus, per needed level, its live components (and the rows of the bitmask
- * at levels with holes), whatever the number of levels.
+ * first and last row), twice the window area and its slot in the list of live components. Every label points
+ * straight at its component (a merge re-points the labels of the smaller one), so a pixel costs one lookup, never
+ * a search. At each needed level the live components are scored. A 2x2 window's foreground pixels are 8-adjacent,
+ * so a window always lies in the component of the pixel just added, and its area changes only then. Most levels of
+ * a score map have no hole: the Euler number (8-connected components minus 4-connected holes) is kept from the
+ * same windows, and only a level with holes labels the background runs of a foreground bitmask, brought up to date
+ * from the pixels added since the last such level. A map costs O(pixels) plus, per needed level, its live
+ * components (and the rows of the bitmask at levels with holes), whatever the number of levels. At 224 x 224 the
+ * sorted pixels take 32 bits each, half the memory of the general 64.
  *
  * Plain C API and the buffer protocol only; the GIL is released while a batch is processed.
  */
@@ -45,6 +47,14 @@
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
+#endif
+#if defined(__GNUC__) && defined(__x86_64__)
+/* The score maps' hot loops also come in AVX2, chosen at run time: the same operations in the same order, so the
+ * same bits (tests compare both). */
+#include <immintrin.h>
+#define AVX2_DISPATCH 1
+#define AVX2_TARGET __attribute__((target("avx2")))
+static int has_avx2, use_avx2;
 #endif
 
 #define NUM_LEVELS 256
@@ -145,27 +155,34 @@ typedef struct {
 typedef struct {
     int32_t x0, x1;         /* first and last column, inclusive */
     int32_t r0, r1;         /* raster index of the first and last pixel (rows r0 / width, r1 / width) */
-    int32_t rank;           /* union by rank (no count per pixel, unlike union by size) */
+    int32_t first, last;    /* its labels, listed through Work.next_label */
+    int32_t num_labels;     /* how many labels it has */
     int32_t area2;          /* twice cv2.contourArea of the outer contour */
     int32_t slot;           /* position in the list of live components */
 } Comp;
 
 typedef struct {
     int height, width, words, padded_width;
-    uint64_t *entries;   /* pixels sorted by value: the ring mask of the neighbours active when each is added,
-                            the column and the raster index (mask << 48 | x << 32 | y * width + x) */
+    /* Pixels sorted by value: the ring mask of the neighbours active when each is added, the column and the raster
+       index, in 32 bits (mask << 24 | x << 16 | y * width + x) when `narrow` (at most 65,536 pixels and 256
+       columns, as at 224 x 224: half the memory to write and read), else in 64 (mask << 48 | x << 32 | ...). */
+    void *entries;
+    int narrow;
     int32_t pick_offset[NEIGHBOURHOODS][4]; /* ring_pick as offsets in the raster */
     /* Per ring mask, what the sweep needs of a pixel with one stretch, in one load: the pick's offset (bits 0-31),
        the Euler and area deltas (bits 32-39 and 40-47, signed) and the number of stretches (bits 48-55). */
     uint64_t ring_info[NEIGHBOURHOODS];
     uint8_t *framed;     /* the map with a zero frame */
-    uint8_t *row_codes;  /* one row of ring masks, in raster order */
+    uint8_t *row_codes;  /* one row of ring masks per stripe, in raster order */
+    uint32_t *row_entries; /* narrow: one row of entries per stripe, composed a vector at a time */
+    uint32_t *column_bits; /* narrow: x << 16 | x for every column */
     int32_t start[NUM_LEVELS + 1];
     /* the sweep, on a grid with an inactive one-pixel frame, so that neighbours need no bounds checks */
     uint64_t *bits;      /* the foreground at bits_level, `words` 64-bit words per row of the frame (bit x + 1:
                             pixel x), for the holes */
-    int32_t *label;      /* a component label per active pixel, resolved through `uf` */
-    int32_t *uf;
+    int32_t *label;      /* a component label per active pixel */
+    int32_t *uf;         /* the component (root label) of every label, always direct */
+    int32_t *next_label; /* the next label of the same component, -1 after the last */
     Comp *comp;
     int32_t *live, num_live, num_labels;
     int64_t euler4;      /* 4 x (components - holes) */
@@ -184,8 +201,11 @@ static void work_free(Work *w)
     free(w->entries);
     free(w->framed);
     free(w->row_codes);
+    free(w->row_entries);
+    free(w->column_bits);
     free(w->label);
     free(w->uf);
+    free(w->next_label);
     free(w->comp);
     free(w->live);
     free(w->bits);
@@ -210,7 +230,8 @@ static int work_alloc(Work *w, int height, int width)
     size_t npad = (size_t)(height + 2) * w->padded_width;
     /* A row holds at most width / 2 + 1 background runs. */
     size_t max_runs = (size_t)height * (width / 2 + 1);
-    w->entries = malloc(sizeof(uint64_t) * npix);
+    w->narrow = width <= 256 && npix <= 65536;
+    w->entries = malloc((w->narrow ? sizeof(uint32_t) : sizeof(uint64_t)) * npix);
     for (int m = 0; m < NEIGHBOURHOODS; m++) {
         for (int s = 0; s < ring_stretches[m]; s++)
             w->pick_offset[m][s] = RING_DY[ring_pick[m][s]] * width + RING_DX[ring_pick[m][s]];
@@ -219,8 +240,11 @@ static int work_alloc(Work *w, int height, int width)
     }
     w->framed = calloc(npad + 64, 1); /* threshold_row reads up to 63 bytes past the last row */
     w->row_codes = malloc((size_t)SORT_STRIPES * width);
+    w->row_entries = malloc(sizeof(uint32_t) * SORT_STRIPES * width);
+    w->column_bits = malloc(sizeof(uint32_t) * width);
     w->label = malloc(sizeof(int32_t) * npix);
     w->uf = malloc(sizeof(int32_t) * npix);
+    w->next_label = malloc(sizeof(int32_t) * npix);
     w->comp = malloc(sizeof(Comp) * npix);
     w->live = malloc(sizeof(int32_t) * npix);
     w->bits = malloc(sizeof(uint64_t) * (height + 2) * w->words);
@@ -231,12 +255,14 @@ static int work_alloc(Work *w, int height, int width)
     w->fill_queue = malloc(sizeof(int32_t) * npad);
     w->fill_mask = malloc(npad);
     w->queued = malloc(npad);
-    if (!w->entries || !w->framed || !w->row_codes || !w->label || !w->uf || !w->comp || !w->live ||
-        !w->bits || !w->bg_runs || !w->parent || !w->stats || !w->filled || !w->fill_queue ||
-        !w->fill_mask || !w->queued) {
+    if (!w->entries || !w->framed || !w->row_codes || !w->row_entries || !w->column_bits || !w->label || !w->uf ||
+        !w->next_label || !w->comp || !w->live || !w->bits || !w->bg_runs || !w->parent || !w->stats || !w->filled ||
+        !w->fill_queue || !w->fill_mask || !w->queued) {
         work_free(w);
         return -1;
     }
+    for (int x = 0; x < width; x++)
+        w->column_bits[x] = (uint32_t)x << 16 | (uint32_t)x;
     return 0;
 }
 
@@ -284,29 +310,59 @@ static Box hole_box(const RunStats *s, int width, int height)
 
 static const Box NO_BOX = {0, 0, 0, 0};
 
-/* ---- the sweep: union-find of 8-connected components as pixels are added --------------------------------- */
+/* ---- sorted entries (see Work.entries) ----------------------------------------------------------------- */
 
-static inline int32_t find_label(int32_t *uf, int32_t i)
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE uint64_t entry_at(const void *entries, int32_t k, const int narrow)
 {
-    while (uf[i] != i) {
-        uf[i] = uf[uf[i]];
-        i = uf[i];
-    }
-    return i;
+    return narrow ? ((const uint32_t *)entries)[k] : ((const uint64_t *)entries)[k];
 }
 
-/* Merge two distinct root labels; returns the surviving root. */
+ALWAYS_INLINE int32_t entry_raster(uint64_t e, const int narrow)
+{
+    return narrow ? (int32_t)(e & 0xFFFF) : (int32_t)(uint32_t)e;
+}
+
+ALWAYS_INLINE int entry_column(uint64_t e, const int narrow)
+{
+    return narrow ? (int)((e >> 16) & 0xFF) : (int)((e >> 32) & 0xFFFF);
+}
+
+ALWAYS_INLINE unsigned entry_mask(uint64_t e, const int narrow)
+{
+    return (unsigned)(e >> (narrow ? 24 : 48));
+}
+
+ALWAYS_INLINE void put_entry(void *entries, int32_t k, unsigned mask, int x, int64_t raster, const int narrow)
+{
+    if (narrow)
+        ((uint32_t *)entries)[k] = (uint32_t)mask << 24 | (uint32_t)x << 16 | (uint32_t)raster;
+    else
+        ((uint64_t *)entries)[k] = (uint64_t)mask << 48 | (uint64_t)x << 32 | (uint64_t)raster;
+}
+
+/* ---- the sweep: union-find of 8-connected components as pixels are added --------------------------------- */
+
+/*
+ * Merge two distinct components; returns the survivor. The labels of the one with fewer labels are pointed at the
+ * survivor, so that uf[label] is always the component: a pixel costs one lookup and no search, and a label moves
+ * at most log2(labels) times (it moves only into a component at least twice the size of its old one).
+ */
 static int32_t merge(Work *w, int32_t a, int32_t b)
 {
-    if (w->comp[a].rank < w->comp[b].rank) {
+    if (w->comp[a].num_labels < w->comp[b].num_labels) {
         int32_t t = a;
         a = b;
         b = t;
     }
-    w->comp[a].rank += w->comp[a].rank == w->comp[b].rank;
     Comp *ca = w->comp + a;
     const Comp *cb = w->comp + b;
-    w->uf[b] = a;
+    for (int32_t k = cb->first; k >= 0; k = w->next_label[k])
+        w->uf[k] = a;
+    w->next_label[ca->last] = cb->first;
+    ca->last = cb->last;
+    ca->num_labels += cb->num_labels;
     ca->x0 = cb->x0 < ca->x0 ? cb->x0 : ca->x0;
     ca->x1 = cb->x1 > ca->x1 ? cb->x1 : ca->x1;
     ca->r0 = cb->r0 < ca->r0 ? cb->r0 : ca->r0;
@@ -323,46 +379,53 @@ static int32_t merge(Work *w, int32_t a, int32_t b)
  * variables: consecutive pixels mostly join the same component, and updating its fields in memory would chain
  * every pixel to the previous one through store-to-load forwarding.
  */
-static inline __attribute__((always_inline)) void add_pixels(Work *w, int32_t begin, int32_t end, const int largest)
+ALWAYS_INLINE void add_pixels(Work *w, int32_t begin, int32_t end, const int largest, const int narrow)
 {
-    const uint64_t *entries = w->entries, *info = w->ring_info;
+    const void *entries = w->entries;
+    const uint64_t *info = w->ring_info;
     int32_t *label = w->label, *uf = w->uf;
     int64_t euler4 = 0;
     /* The fields of comp[cur_label], scalars so that they stay in registers. */
     int32_t cx0 = 0, cx1 = 0, cr0 = 0, cr1 = 0, carea2 = 0;
     int32_t cur_label = -1;
+    const uint32_t *p32 = (const uint32_t *)entries + begin;
+    const uint64_t *p64 = (const uint64_t *)entries + begin;
+    /* The pixels of a value come in raster order: the last one added to the current component is the one before. */
 #define STORE_CUR()                                                                                                   \
     do {                                                                                                              \
         if (cur_label >= 0) {                                                                                         \
             Comp *c = w->comp + cur_label;                                                                            \
-            c->x0 = cx0, c->x1 = cx1, c->r0 = cr0, c->r1 = cr1;                                                       \
+            const int32_t last = entry_raster(narrow ? p32[-1] : p64[-1], narrow);                                   \
+            c->x0 = cx0, c->x1 = cx1, c->r0 = cr0, c->r1 = cr1 > last ? cr1 : last;                                   \
             if (largest)                                                                                              \
                 c->area2 = carea2;                                                                                    \
         }                                                                                                             \
     } while (0)
-    for (const uint64_t *p = entries + begin, *stop = entries + end; p < stop; p++) {
-        const uint64_t e = *p;
-        const int32_t raster = (int32_t)(uint32_t)e;
-        const int x = (int)((e >> 32) & 0xFFFF);
-        const unsigned m = (unsigned)(e >> 48);
+    for (int32_t n = end - begin; n > 0; n--, p32 += narrow, p64 += !narrow) {
+        const uint64_t e = narrow ? *p32 : *p64;
+        const int32_t raster = entry_raster(e, narrow);
+        const int x = entry_column(e, narrow);
+        const unsigned m = entry_mask(e, narrow);
         const uint64_t ri = info[m];
         int32_t l;
         if (__builtin_expect((ri >> 48) == 1, 1)) {
-            l = find_label(uf, label[raster + (int32_t)(uint32_t)ri]);
+            l = uf[label[raster + (int32_t)(uint32_t)ri]];
         } else if (!m) {
             STORE_CUR();
             l = w->num_labels++;
             uf[l] = l;
             w->comp[l].slot = w->num_live;
-            w->comp[l].rank = 0;
+            w->comp[l].first = w->comp[l].last = l;
+            w->comp[l].num_labels = 1;
+            w->next_label[l] = -1;
             w->live[w->num_live++] = l;
             cx0 = cx1 = x, cr0 = cr1 = raster, carea2 = 0;
             cur_label = l;
             goto added;
         } else {
-            l = find_label(uf, label[raster + w->pick_offset[m][0]]);
+            l = uf[label[raster + w->pick_offset[m][0]]];
             for (int s = 1; s < ring_stretches[m]; s++) {
-                int32_t other = find_label(uf, label[raster + w->pick_offset[m][s]]);
+                int32_t other = uf[label[raster + w->pick_offset[m][s]]];
                 if (other != l) {
                     STORE_CUR();
                     cur_label = -1;
@@ -378,15 +441,13 @@ static inline __attribute__((always_inline)) void add_pixels(Work *w, int32_t be
             if (differ) {
                 STORE_CUR();
                 const Comp *c = w->comp + l;
-                cx0 = c->x0, cx1 = c->x1, cr0 = c->r0, cr1 = c->r1;
+                cx0 = c->x0, cx1 = c->x1, cr0 = c->r0 < raster ? c->r0 : raster, cr1 = c->r1;
                 carea2 = largest ? c->area2 : 0;
                 cur_label = l;
             }
         }
         cx0 = x < cx0 ? x : cx0;
         cx1 = x > cx1 ? x : cx1;
-        cr0 = raster < cr0 ? raster : cr0;
-        cr1 = raster > cr1 ? raster : cr1;
     added:
         label[raster] = cur_label;
         if (largest)
@@ -409,12 +470,18 @@ static inline __attribute__((always_inline)) void add_pixels(Work *w, int32_t be
 /* One sweep per mode: all contours need the Euler number, the largest contour the areas. */
 SCALAR_ONLY static void add_pixels_all(Work *w, int32_t begin, int32_t end)
 {
-    add_pixels(w, begin, end, 0);
+    if (w->narrow)
+        add_pixels(w, begin, end, 0, 1);
+    else
+        add_pixels(w, begin, end, 0, 0);
 }
 
 SCALAR_ONLY static void add_pixels_largest(Work *w, int32_t begin, int32_t end)
 {
-    add_pixels(w, begin, end, 1);
+    if (w->narrow)
+        add_pixels(w, begin, end, 1, 1);
+    else
+        add_pixels(w, begin, end, 1, 0);
 }
 
 /* The ring mask of the active neighbours of each pixel of a row when it is added (see sort_pixels). */
@@ -435,7 +502,7 @@ static void ring_masks(const uint8_t *c, int stride, int width, uint8_t *restric
  * sweep reading its neighbours' values. `map` has a zero frame (`stride` bytes per row); pixels of
  * value 0 are never added, so the frame never counts as active.
  */
-static void sort_pixels(Work *w, const uint8_t *map, int stride)
+ALWAYS_INLINE void sort_pixels_as(Work *w, const uint8_t *map, int stride, const int narrow)
 {
     /*
      * The rows are cut into SORT_STRIPES stripes, each with its own counters, whose pixels go to consecutive parts
@@ -449,7 +516,7 @@ static void sort_pixels(Work *w, const uint8_t *map, int stride)
     const int stripe_rows = first_row[1] - first_row[0]; /* the first stripe is the shortest */
     /* Within a row, even and odd columns are counted apart, for the same reason. */
     int32_t count[SORT_STRIPES][NUM_LEVELS], odd[NUM_LEVELS];
-    uint64_t *restrict entries = w->entries;
+    void *restrict entries = w->entries;
     for (int s = 0; s < SORT_STRIPES; s++) {
         memset(count[s], 0, sizeof(count[s]));
         memset(odd, 0, sizeof(odd));
@@ -479,34 +546,55 @@ static void sort_pixels(Work *w, const uint8_t *map, int stride)
     for (int r = 0; r < height - first_row[SORT_STRIPES - 1]; r++) {
         const uint8_t *c[SORT_STRIPES];
         uint8_t *codes[SORT_STRIPES];
-        uint64_t xr[SORT_STRIPES]; /* raster index of the row's first pixel */
+        int64_t xr[SORT_STRIPES]; /* raster index of the row's first pixel */
         int all = r < stripe_rows;
         for (int s = 0; s < SORT_STRIPES; s++) {
             int y = first_row[s] + r;
             codes[s] = w->row_codes + (size_t)s * width;
             c[s] = map + (size_t)(y + 1) * stride + 1;
-            xr[s] = (uint64_t)y * width;
-            if (y < first_row[s + 1])
-                ring_masks(c[s], stride, width, codes[s]);
+            xr[s] = (int64_t)y * width;
+            if (y >= first_row[s + 1])
+                continue;
+            ring_masks(c[s], stride, width, codes[s]);
+            if (narrow) {
+                /* The row's entries in a vectorised pass (the raster index y * width + x < 65,536 never carries
+                 * into the column), so that the scatter below only moves them. */
+                uint32_t *restrict out = w->row_entries + (size_t)s * width;
+                const uint32_t *restrict columns = w->column_bits, row_start = (uint32_t)xr[s];
+                const uint8_t *restrict code = codes[s];
+                for (int x = 0; x < width; x++)
+                    out[x] = (uint32_t)code[x] << 24 | (columns[x] + row_start);
+            }
         }
-        if (all) {
+        if (all && narrow) {
+            const uint32_t *row_entries = w->row_entries;
             for (int x = 0; x < width; x++) {
-                for (int s = 0; s < SORT_STRIPES; s++) {
-                    int32_t k = count[s][c[s][x]]++;
-                    entries[k] = (uint64_t)codes[s][x] << 48 | (uint64_t)x << 32 | (xr[s] + x);
-                }
+                for (int s = 0; s < SORT_STRIPES; s++)
+                    ((uint32_t *)entries)[count[s][c[s][x]]++] = row_entries[(size_t)s * width + x];
+            }
+        } else if (all) {
+            for (int x = 0; x < width; x++) {
+                for (int s = 0; s < SORT_STRIPES; s++)
+                    put_entry(entries, count[s][c[s][x]]++, codes[s][x], x, xr[s] + x, narrow);
             }
         } else {
             for (int s = 0; s < SORT_STRIPES; s++) {
                 if (first_row[s] + r >= first_row[s + 1])
                     continue;
                 for (int x = 0; x < width; x++) {
-                    int32_t k = count[s][c[s][x]]++;
-                    entries[k] = (uint64_t)codes[s][x] << 48 | (uint64_t)x << 32 | (xr[s] + x);
+                    put_entry(entries, count[s][c[s][x]]++, codes[s][x], x, xr[s] + x, narrow);
                 }
             }
         }
     }
+}
+
+static void sort_pixels(Work *w, const uint8_t *map, int stride)
+{
+    if (w->narrow)
+        sort_pixels_as(w, map, stride, 1);
+    else
+        sort_pixels_as(w, map, stride, 0);
 }
 
 /* Lower the level from 255 to the lowest needed one, adding the pixels of each value once; `visit` is called at
@@ -605,12 +693,13 @@ static void update_bits(Work *w, int level)
             threshold_row(w->framed + (size_t)(y + 1) * w->padded_width, w->padded_width, level,
                           w->bits + (size_t)(y + 1) * words, words);
     } else {
-        const uint64_t *entries = w->entries;
+        const void *entries = w->entries;
         uint64_t *bits = w->bits;
         const double inv_width = 1.0 / w->width;
         for (int32_t k = w->start[level + 1]; k < w->start[w->bits_level + 1]; k++) {
-            const int32_t raster = (int32_t)(uint32_t)entries[k];
-            const int x = (int)((entries[k] >> 32) & 0xFFFF);
+            const uint64_t e = entry_at(entries, k, w->narrow);
+            const int32_t raster = entry_raster(e, w->narrow);
+            const int x = entry_column(e, w->narrow);
             const size_t y = (size_t)((double)(raster - x) * inv_width + 0.5); /* exact: a multiple of width */
             bits[(y + 1) * words + ((x + 1) >> 6)] |= 1ULL << ((x + 1) & 63);
         }
@@ -1086,26 +1175,10 @@ static void fold_min_max(__m128d lo, __m128d hi, double *low, double *high)
 }
 #endif
 
-/* Resize one map: tmp = horizontal pass over the source rows, then the vertical pass; each output is
- * ((v0 * w0 + v1 * w1) + v2 * w2) + v3 * w3 with every product and sum rounded (no FMA). The minimum and maximum of
- * the output come with it (meaningless if it has a NaN). */
-static void resize_map(const double *src, int src_w, int src_h, const int64_t *col_index, const double *col_weights,
-                       int width, const int64_t *row_index, const double *row_weights, int height, double *tmp,
-                       double *dst, double *low, double *high)
+/* The vertical pass of resize_map (see there), with the minimum and maximum of its output. */
+static void vertical_pass(const double *tmp, int width, const int64_t *row_index, const double *row_weights, int height,
+                          double *dst, double *low, double *high)
 {
-    for (int r = 0; r < src_h; r++) {
-        const double *row = src + (size_t)r * src_w;
-        double *t = tmp + (size_t)r * width;
-        for (int x = 0; x < width; x++) {
-            const int64_t *i = col_index + 4 * x;
-            const double *c = col_weights + 4 * x;
-            double s = row[i[0]] * c[0];
-            s += row[i[1]] * c[1];
-            s += row[i[2]] * c[2];
-            s += row[i[3]] * c[3];
-            t[x] = s;
-        }
-    }
     double low_s = INFINITY, high_s = -INFINITY;
 #ifdef __SSE2__
     __m128d lo = _mm_set1_pd(INFINITY), hi = _mm_set1_pd(-INFINITY);
@@ -1145,6 +1218,142 @@ static void resize_map(const double *src, int src_w, int src_h, const int64_t *c
     *high = high_s;
 }
 
+#ifdef AVX2_DISPATCH
+/* vertical_pass, four values per operation. */
+AVX2_TARGET static void vertical_pass_avx2(const double *tmp, int width, const int64_t *row_index,
+                                           const double *row_weights, int height, double *dst, double *low,
+                                           double *high)
+{
+    double low_s = INFINITY, high_s = -INFINITY;
+    __m256d lo = _mm256_set1_pd(INFINITY), hi = _mm256_set1_pd(-INFINITY);
+    for (int y = 0; y < height; y++) {
+        const int64_t *i = row_index + 4 * y;
+        const double *c = row_weights + 4 * y;
+        const double *t0 = tmp + i[0] * width, *t1 = tmp + i[1] * width, *t2 = tmp + i[2] * width,
+                     *t3 = tmp + i[3] * width;
+        double *d = dst + (size_t)y * width;
+        const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]), c2 = _mm256_set1_pd(c[2]),
+                      c3 = _mm256_set1_pd(c[3]);
+        int x = 0;
+        for (; x + 4 <= width; x += 4) {
+            __m256d v = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(t0 + x), c0),
+                                      _mm256_mul_pd(_mm256_loadu_pd(t1 + x), c1));
+            v = _mm256_add_pd(v, _mm256_mul_pd(_mm256_loadu_pd(t2 + x), c2));
+            v = _mm256_add_pd(v, _mm256_mul_pd(_mm256_loadu_pd(t3 + x), c3));
+            _mm256_storeu_pd(d + x, v);
+            lo = _mm256_min_pd(v, lo);
+            hi = _mm256_max_pd(v, hi);
+        }
+        for (; x < width; x++) {
+            double v = t0[x] * c[0];
+            v += t1[x] * c[1];
+            v += t2[x] * c[2];
+            v += t3[x] * c[3];
+            d[x] = v;
+            low_s = v < low_s ? v : low_s;
+            high_s = v > high_s ? v : high_s;
+        }
+    }
+    double l[4], h[4];
+    _mm256_storeu_pd(l, lo);
+    _mm256_storeu_pd(h, hi);
+    for (int j = 0; j < 4; j++) {
+        low_s = l[j] < low_s ? l[j] : low_s;
+        high_s = h[j] > high_s ? h[j] : high_s;
+    }
+    *low = low_s;
+    *high = high_s;
+}
+#endif
+
+/* The output columns' taps for the horizontal pass: as given, and by groups of 4 columns that read the same 4
+ * source columns (most, when upsampling), with their weights tap by tap so that a group is a few vector operations. */
+typedef struct {
+    const int64_t *index;  /* (width, 4) source column of each tap */
+    const double *weights; /* (width, 4) */
+    double *by_tap;        /* by_tap[k * width + x] = weights[4 * x + k] */
+    uint8_t *shared;       /* per group of 4 columns (the last partial group excluded): the same source columns */
+} ColumnTaps;
+
+static int column_taps(ColumnTaps *c, const int64_t *index, const double *weights, int width)
+{
+    c->index = index;
+    c->weights = weights;
+    c->by_tap = malloc(sizeof(double) * 4 * (size_t)width);
+    c->shared = malloc((size_t)width / 4 + 1);
+    if (!c->by_tap || !c->shared)
+        return -1;
+    for (int x = 0; x < width; x++) {
+        for (int k = 0; k < 4; k++)
+            c->by_tap[(size_t)k * width + x] = weights[4 * x + k];
+    }
+    for (int g = 0; g + 4 <= width; g += 4) {
+        int same = 1;
+        for (int j = 4; j < 16; j++)
+            same &= index[4 * g + j] == index[4 * g + (j & 3)];
+        c->shared[g / 4] = (uint8_t)same;
+    }
+    return 0;
+}
+
+/* Output column x of one source row in the horizontal pass. */
+static inline double horizontal_value(const double *row, const ColumnTaps *c, int x)
+{
+    const int64_t *i = c->index + 4 * x;
+    const double *w = c->weights + 4 * x;
+    double s = row[i[0]] * w[0];
+    s += row[i[1]] * w[1];
+    s += row[i[2]] * w[2];
+    s += row[i[3]] * w[3];
+    return s;
+}
+
+/* One source row through the horizontal pass, a group of 4 columns with shared source columns at a time. */
+static void horizontal_row(const double *row, const ColumnTaps *c, int width, double *t)
+{
+    int x = 0;
+    for (; x + 4 <= width; x += 4) {
+#ifdef __SSE2__
+        if (c->shared[x / 4]) {
+            const int64_t *i = c->index + 4 * x;
+            const double *w = c->by_tap + x;
+            const __m128d v0 = _mm_set1_pd(row[i[0]]), v1 = _mm_set1_pd(row[i[1]]), v2 = _mm_set1_pd(row[i[2]]),
+                          v3 = _mm_set1_pd(row[i[3]]);
+            for (int h = 0; h < 4; h += 2) {
+                __m128d s = _mm_mul_pd(v0, _mm_loadu_pd(w + h));
+                s = _mm_add_pd(s, _mm_mul_pd(v1, _mm_loadu_pd(w + width + h)));
+                s = _mm_add_pd(s, _mm_mul_pd(v2, _mm_loadu_pd(w + 2 * width + h)));
+                s = _mm_add_pd(s, _mm_mul_pd(v3, _mm_loadu_pd(w + 3 * width + h)));
+                _mm_storeu_pd(t + x + h, s);
+            }
+            continue;
+        }
+#endif
+        for (int j = 0; j < 4; j++)
+            t[x + j] = horizontal_value(row, c, x + j);
+    }
+    for (; x < width; x++)
+        t[x] = horizontal_value(row, c, x);
+}
+
+/* Resize one map: tmp = horizontal pass over the source rows, then the vertical pass; each output is
+ * ((v0 * w0 + v1 * w1) + v2 * w2) + v3 * w3 with every product and sum rounded (no FMA). The minimum and maximum of
+ * the output come with it (meaningless if it has a NaN). */
+static void resize_map(const double *src, int src_w, int src_h, const ColumnTaps *columns, int width,
+                       const int64_t *row_index, const double *row_weights, int height, double *tmp, double *dst,
+                       double *low, double *high)
+{
+    for (int r = 0; r < src_h; r++)
+        horizontal_row(src + (size_t)r * src_w, columns, width, tmp + (size_t)r * width);
+#ifdef AVX2_DISPATCH
+    if (use_avx2) {
+        vertical_pass_avx2(tmp, width, row_index, row_weights, height, dst, low, high);
+        return;
+    }
+#endif
+    vertical_pass(tmp, width, row_index, row_weights, height, dst, low, high);
+}
+
 /* The minimum and maximum of n >= 1 values, none of them NaN. */
 static void min_max(const double *m, size_t n, double *low, double *high)
 {
@@ -1170,6 +1379,50 @@ static void min_max(const double *m, size_t n, double *low, double *high)
     *high = hi;
 }
 
+#ifdef AVX2_DISPATCH
+/* quantize_normalized, four values per operation (see there). */
+AVX2_TARGET static uint8_t quantize_normalized_avx2(const double *m, size_t n, double base, double range, uint8_t *q)
+{
+    const double scale = 255.0 / range, eps = 1e-12;
+    const int fast = isfinite(scale);
+    const __m256d vbase = _mm256_set1_pd(base), vscale = _mm256_set1_pd(scale), low = _mm256_set1_pd(eps),
+                  high = _mm256_set1_pd(1.0 - eps);
+    uint8_t top = 0;
+    for (size_t b = 0; b < n; b += 256) {
+        const size_t end = b + 256 < n ? b + 256 : n;
+        int near = !fast;
+        size_t k = b;
+        __m256d near_v = _mm256_setzero_pd();
+        for (; fast && k + 16 <= end; k += 16) {
+            __m128i t[4];
+            for (int j = 0; j < 4; j++) {
+                const __m256d y = _mm256_mul_pd(_mm256_sub_pd(_mm256_loadu_pd(m + k + 4 * j), vbase), vscale);
+                t[j] = _mm256_cvttpd_epi32(y);
+                const __m256d f = _mm256_sub_pd(y, _mm256_cvtepi32_pd(t[j]));
+                near_v = _mm256_or_pd(near_v, _mm256_or_pd(_mm256_cmp_pd(f, low, _CMP_LT_OQ),
+                                                           _mm256_cmp_pd(f, high, _CMP_GT_OQ)));
+            }
+            const __m128i words = _mm_packus_epi16(_mm_packs_epi32(t[0], t[1]), _mm_packs_epi32(t[2], t[3]));
+            _mm_storeu_si128((__m128i *)(q + k), words);
+        }
+        near |= _mm256_movemask_pd(near_v);
+        for (; fast && k < end; k++) {
+            const double y = (m[k] - base) * scale;
+            const int t = (int)y;
+            near |= y - t < eps || y - t > 1.0 - eps;
+            q[k] = (uint8_t)t;
+        }
+        if (near) {
+            for (k = b; k < end; k++)
+                q[k] = (uint8_t)((m[k] - base) / range * 255);
+        }
+        for (k = b; k < end; k++)
+            top = q[k] > top ? q[k] : top;
+    }
+    return top;
+}
+#endif
+
 /*
  * The quantised normalised map, q = (uint8_t)(((m - base) / range) * 255), without a division per value: with
  * y = (m - base) * (255 / range), within 5e-16 relative (1.3e-13 absolute) of the exact y, the integer part is the
@@ -1178,6 +1431,10 @@ static void min_max(const double *m, size_t n, double *low, double *high)
  */
 static uint8_t quantize_normalized(const double *m, size_t n, double base, double range, uint8_t *q)
 {
+#ifdef AVX2_DISPATCH
+    if (use_avx2)
+        return quantize_normalized_avx2(m, n, base, range, q);
+#endif
     const double scale = 255.0 / range, eps = 1e-12;
     /* A range below 255 / DBL_MAX overflows the scale: every block is then done with the division. */
     const int fast = isfinite(scale);
@@ -1330,6 +1587,7 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
         FAIL("expected `peaks` of %zd values, got %zd", batch, COUNT(7));
     const double *cams = v[0].buf;
     double *out = v[5].buf, *peaks = v[7].buf, *tmp = NULL, *scratch = NULL;
+    ColumnTaps columns = {0};
     uint8_t *quantized = v[6].buf;
     size_t npix = (size_t)height * width;
     int finite = 1, failed = 0;
@@ -1347,7 +1605,7 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
     Py_BEGIN_ALLOW_THREADS
     if (resize) {
         tmp = malloc(sizeof(double) * (size_t)src_h * width);
-        failed |= tmp == NULL;
+        failed |= tmp == NULL || column_taps(&columns, v[3].buf, v[4].buf, (int)width) < 0;
     }
     if (!out) {
         /* Without `out`, every map goes through one buffer that stays in cache. */
@@ -1357,8 +1615,8 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
     for (Py_ssize_t i = 0; i < batch && !failed; i++) {
         double *dst = out ? out + i * npix : scratch, bounds[2];
         if (resize)
-            resize_map(cams + i * src_npix, src_w, src_h, v[3].buf, v[4].buf, (int)width, v[1].buf, v[2].buf,
-                       (int)height, tmp, dst, bounds, bounds + 1);
+            resize_map(cams + i * src_npix, src_w, src_h, &columns, (int)width, v[1].buf, v[2].buf, (int)height, tmp,
+                       dst, bounds, bounds + 1);
         else
             memcpy(dst, cams + i * src_npix, sizeof(double) * npix);
         /* Finite sources far from overflow give finite maps, which then need no check of their own. */
@@ -1378,6 +1636,8 @@ static PyObject *normalized_maps(PyObject *self, PyObject *args)
     }
     free(tmp);
     free(scratch);
+    free(columns.by_tap);
+    free(columns.shared);
     Py_END_ALLOW_THREADS
     release(v, 8);
     if (failed)
@@ -1511,11 +1771,32 @@ static PyObject *pixel_counts(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+PyDoc_STRVAR(set_avx2_doc,
+             "_set_avx2(enable)\n--\n\n"
+             "Use the AVX2 loops of the score maps when `enable` is true and the CPU has AVX2 (the default), else the "
+             "SSE2 ones, which give the same bits; returns whether the AVX2 loops were in use. For tests.");
+
+static PyObject *set_avx2(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    const int enable = PyObject_IsTrue(arg);
+    if (enable < 0)
+        return NULL;
+#ifdef AVX2_DISPATCH
+    const int previous = use_avx2;
+    use_avx2 = enable && has_avx2;
+    return PyBool_FromLong(previous);
+#else
+    return PyBool_FromLong(0);
+#endif
+}
+
 static PyMethodDef methods[] = {
     {"contour_boxes", contour_boxes, METH_VARARGS, contour_boxes_doc},
     {"normalized_maps", normalized_maps, METH_VARARGS, normalized_maps_doc},
     {"quantize_maps", quantize_maps, METH_VARARGS, quantize_maps_doc},
     {"pixel_counts", pixel_counts, METH_VARARGS, pixel_counts_doc},
+    {"_set_avx2", set_avx2, METH_O, set_avx2_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1531,5 +1812,9 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__wsol_kernel(void)
 {
     init_tables();
+#ifdef AVX2_DISPATCH
+    __builtin_cpu_init();
+    has_avx2 = use_avx2 = __builtin_cpu_supports("avx2");
+#endif
     return PyModule_Create(&module);
 }

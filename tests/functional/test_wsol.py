@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from lightning_cam.functional import wsol
+from lightning_cam.functional import _wsol_kernel, wsol
 from tests import wsol_reference as ref
 from tests.wsol_corpus import corpus
 
@@ -39,8 +39,9 @@ def _same_size(cams, side=14):
 
 @pytest.mark.parametrize(
     ("interval", "side", "per_kind"),
-    [(0.01, 224, 3), (0.001, 48, 2)],
-    ids=["interval0.01-224px", "interval0.001-48px"],
+    [(0.01, 224, 3), (0.001, 48, 2), (0.05, 256, 1), (0.05, 260, 1)],
+    # Up to 256 x 256 the kernel packs each sorted pixel in 32 bits, beyond in 64: the largest of one, the other.
+    ids=["interval0.01-224px", "interval0.001-48px", "interval0.05-256px", "interval0.05-260px"],
 )
 def test_per_image_per_threshold_ious_equal_opencv(interval: float, side: int, per_kind: int) -> None:
     cams, boxes, _ = corpus(per_kind, side, IMAGE_SIZE, seed=side)
@@ -250,8 +251,19 @@ def test_bad_maps_raise_clear_errors() -> None:
         wsol.boxes_from_cams(torch.rand(1, 7, 7), threshold=1.5)
 
 
+@pytest.fixture(params=[True, False], ids=["avx2", "sse2"])
+def simd(request: pytest.FixtureRequest):
+    """The kernel's score maps with their AVX2 loops (skipped on CPUs without) and without."""
+    previous = _wsol_kernel._set_avx2(request.param)
+    if request.param and not _wsol_kernel._set_avx2(request.param):
+        _wsol_kernel._set_avx2(previous)
+        pytest.skip("this CPU has no AVX2")
+    yield request.param
+    _wsol_kernel._set_avx2(previous)
+
+
 @pytest.mark.parametrize(("source", "size"), [((14, 14), (224, 224)), ((7, 9), (48, 40)), ((30, 20), (30, 20))])
-def test_c_score_maps_equal_the_torch_path(source: tuple, size: tuple) -> None:
+def test_c_score_maps_equal_the_torch_path(source: tuple, size: tuple, simd: bool) -> None:
     # The torch path serves GPUs and the odd case the C kernel declines; both must give the same bits.
     generator = torch.Generator().manual_seed(3)
     cams = torch.randn((6, *source), generator=generator, dtype=torch.float64)
@@ -270,7 +282,7 @@ def test_c_score_maps_equal_the_torch_path(source: tuple, size: tuple) -> None:
         assert np.array_equal(score.peaks, peaks)
 
 
-def test_c_quantization_equals_the_division_at_bin_edges() -> None:
+def test_c_quantization_equals_the_division_at_bin_edges(simd: bool) -> None:
     # Without float maps the kernel quantises by a multiplication and redoes with the division only the blocks with a
     # value near a bin edge; values on, just below and just above the edges k / 255 must come out as the division's.
     edges = torch.arange(256, dtype=torch.float64)
