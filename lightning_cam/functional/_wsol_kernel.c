@@ -49,8 +49,8 @@
 #include <emmintrin.h>
 #endif
 #if defined(__GNUC__) && defined(__x86_64__)
-/* The score maps' hot loops also come in AVX2, chosen at run time: the same operations in the same order, so the
- * same bits (tests compare both). */
+/* Some hot loops (score maps, ring masks) also come in AVX2, chosen at run time: the same operations in the same
+ * order, so the same bits (tests compare both). */
 #include <immintrin.h>
 #define AVX2_DISPATCH 1
 #define AVX2_TARGET __attribute__((target("avx2")))
@@ -170,7 +170,8 @@ typedef struct {
     int narrow;
     int32_t pick_offset[NEIGHBOURHOODS][4]; /* ring_pick as offsets in the raster */
     /* Per ring mask, what the sweep needs of a pixel with one stretch, in one load: the pick's offset (bits 0-31),
-       the Euler and area deltas (bits 32-39 and 40-47, signed) and the number of stretches (bits 48-55). */
+       the Euler and area deltas (bits 32-39 and 40-47, signed), and bit 63 set unless there is exactly one stretch
+       (new component, merges), so that one sign test picks the rare path. */
     uint64_t ring_info[NEIGHBOURHOODS];
     uint8_t *framed;     /* the map with a zero frame */
     uint8_t *row_codes;  /* one row of ring masks per stripe, in raster order */
@@ -236,7 +237,7 @@ static int work_alloc(Work *w, int height, int width)
         for (int s = 0; s < ring_stretches[m]; s++)
             w->pick_offset[m][s] = RING_DY[ring_pick[m][s]] * width + RING_DX[ring_pick[m][s]];
         w->ring_info[m] = (uint64_t)(uint32_t)w->pick_offset[m][0] | (uint64_t)(uint8_t)euler_delta[m] << 32 |
-                          (uint64_t)(uint8_t)area_delta[m] << 40 | (uint64_t)ring_stretches[m] << 48;
+                          (uint64_t)(uint8_t)area_delta[m] << 40 | (uint64_t)(ring_stretches[m] != 1) << 63;
     }
     w->framed = calloc(npad + 64, 1); /* threshold_row reads up to 63 bytes past the last row */
     w->row_codes = malloc((size_t)SORT_STRIPES * width);
@@ -408,7 +409,7 @@ ALWAYS_INLINE void add_pixels(Work *w, int32_t begin, int32_t end, const int lar
         const unsigned m = entry_mask(e, narrow);
         const uint64_t ri = info[m];
         int32_t l;
-        if (__builtin_expect((ri >> 48) == 1, 1)) {
+        if (__builtin_expect((int64_t)ri >= 0, 1)) {
             l = uf[label[raster + (int32_t)(uint32_t)ri]];
         } else if (!m) {
             STORE_CUR();
@@ -485,7 +486,7 @@ SCALAR_ONLY static void add_pixels_largest(Work *w, int32_t begin, int32_t end)
 }
 
 /* The ring mask of the active neighbours of each pixel of a row when it is added (see sort_pixels). */
-static void ring_masks(const uint8_t *c, int stride, int width, uint8_t *restrict codes)
+ALWAYS_INLINE void ring_masks_as(const uint8_t *c, int stride, int width, uint8_t *restrict codes)
 {
     const uint8_t *up = c - stride, *dn = c + stride;
     for (int x = 0; x < width; x++) {
@@ -494,6 +495,18 @@ static void ring_masks(const uint8_t *c, int stride, int width, uint8_t *restric
                              (dn[x + 1] > v) << 4 | (dn[x] > v) << 5 | (dn[x - 1] > v) << 6 | (c[x - 1] >= v) << 7);
     }
 }
+
+static void ring_masks(const uint8_t *c, int stride, int width, uint8_t *restrict codes)
+{
+    ring_masks_as(c, stride, width, codes);
+}
+
+#ifdef AVX2_DISPATCH
+AVX2_TARGET static void ring_masks_avx2(const uint8_t *c, int stride, int width, uint8_t *restrict codes)
+{
+    ring_masks_as(c, stride, width, codes);
+}
+#endif
 
 /*
  * Counting sort of the pixels by value (raster order within a value, the order in which the sweep adds them), with
@@ -555,7 +568,12 @@ ALWAYS_INLINE void sort_pixels_as(Work *w, const uint8_t *map, int stride, const
             xr[s] = (int64_t)y * width;
             if (y >= first_row[s + 1])
                 continue;
-            ring_masks(c[s], stride, width, codes[s]);
+#ifdef AVX2_DISPATCH
+            if (use_avx2)
+                ring_masks_avx2(c[s], stride, width, codes[s]);
+            else
+#endif
+                ring_masks(c[s], stride, width, codes[s]);
             if (narrow) {
                 /* The row's entries in a vectorised pass (the raster index y * width + x < 65,536 never carries
                  * into the column), so that the scatter below only moves them. */
@@ -1773,8 +1791,8 @@ static PyObject *pixel_counts(PyObject *self, PyObject *args)
 
 PyDoc_STRVAR(set_avx2_doc,
              "_set_avx2(enable)\n--\n\n"
-             "Use the AVX2 loops of the score maps when `enable` is true and the CPU has AVX2 (the default), else the "
-             "SSE2 ones, which give the same bits; returns whether the AVX2 loops were in use. For tests.");
+             "Use the AVX2 loops (score maps, ring masks) when `enable` is true and the CPU has AVX2 (the default), "
+             "else the SSE2 ones, which give the same results; returns whether the AVX2 loops were in use. For tests.");
 
 static PyObject *set_avx2(PyObject *self, PyObject *arg)
 {

@@ -31,6 +31,17 @@ def _ours(cams, boxes, eval_size, interval):
     return maps, gt, wsol.box_scores(maps, gt, wsol.cam_thresholds(interval))
 
 
+@pytest.fixture(params=[True, False], ids=["avx2", "sse2"])
+def simd(request: pytest.FixtureRequest):
+    """The kernel with its AVX2 loops (skipped on CPUs without) and without; a second call tells if it took."""
+    previous = _wsol_kernel._set_avx2(request.param)
+    if request.param and not _wsol_kernel._set_avx2(request.param):
+        _wsol_kernel._set_avx2(previous)
+        pytest.skip("this CPU has no AVX2")
+    yield request.param
+    _wsol_kernel._set_avx2(previous)
+
+
 def _same_size(cams, side=14):
     """The corpus' raw CAMs brought to one size (nearest), so that they form one batch."""
     resized = [torch.nn.functional.interpolate(torch.from_numpy(c)[None, None], size=(side, side)) for c in cams]
@@ -58,7 +69,7 @@ def test_per_image_per_threshold_ious_equal_opencv(interval: float, side: int, p
             assert mismatched.size == 0, f"image {i}, multi_contour={multi}, thresholds {thresholds[mismatched]}"
 
 
-def test_largest_contour_boxes_equal_opencv() -> None:
+def test_largest_contour_boxes_equal_opencv(simd: bool) -> None:
     cams, boxes, _ = corpus(2, 96, IMAGE_SIZE, seed=1)
     maps, _, scores = _ours(cams, boxes, (96, 96), 0.05)
     for i, score in enumerate(maps.numpy()):
@@ -76,7 +87,7 @@ def test_boxes_from_cams_is_the_largest_contour_box() -> None:
 
 
 @pytest.mark.parametrize("multi_contour", [True, False])
-def test_max_box_accuracy_equals_reference(multi_contour: bool) -> None:
+def test_max_box_accuracy_equals_reference(multi_contour: bool, simd: bool) -> None:
     cams, boxes, _ = corpus(2, 64, IMAGE_SIZE, seed=3)
     cams = _same_size(cams)
     iou_thresholds = (0.3, 0.5, 0.7) if multi_contour else (0.5,)
@@ -249,17 +260,6 @@ def test_bad_maps_raise_clear_errors() -> None:
         wsol.cam_thresholds(0.0)
     with pytest.raises(ValueError, match="threshold"):
         wsol.boxes_from_cams(torch.rand(1, 7, 7), threshold=1.5)
-
-
-@pytest.fixture(params=[True, False], ids=["avx2", "sse2"])
-def simd(request: pytest.FixtureRequest):
-    """The kernel's score maps with their AVX2 loops (skipped on CPUs without) and without."""
-    previous = _wsol_kernel._set_avx2(request.param)
-    if request.param and not _wsol_kernel._set_avx2(request.param):
-        _wsol_kernel._set_avx2(previous)
-        pytest.skip("this CPU has no AVX2")
-    yield request.param
-    _wsol_kernel._set_avx2(previous)
 
 
 @pytest.mark.parametrize(("source", "size"), [((14, 14), (224, 224)), ((7, 9), (48, 40)), ((30, 20), (30, 20))])
