@@ -838,27 +838,36 @@ static void hole_fill(Work *w, const uint8_t *q)
     }
     memset(r, 255, pw);
     memset(r + (size_t)(height + 1) * pw, 255, pw);
+    /* The scans carry the neighbour just written in a register: through memory, every pixel would wait for the
+     * store of the one before. */
     for (int y = 1; y <= height; y++) {
+        uint8_t *row = r + (size_t)y * pw;
+        const uint8_t *up = row - pw, *m = mask + (size_t)y * pw;
+        uint8_t left = row[0];
         for (int x = 1; x <= width; x++) {
-            const size_t p = (size_t)y * pw + x;
-            uint8_t v = r[p];
-            v = r[p - pw] < v ? r[p - pw] : v;
-            v = r[p - 1] < v ? r[p - 1] : v;
-            r[p] = mask[p] > v ? mask[p] : v;
+            uint8_t v = row[x];
+            v = up[x] < v ? up[x] : v;
+            v = left < v ? left : v;
+            v = m[x] > v ? m[x] : v;
+            row[x] = left = v;
         }
     }
     int32_t *queue = w->fill_queue, head = 0, tail = 0;
     const int32_t capacity = (int32_t)npad;
     for (int y = height; y >= 1; y--) {
+        uint8_t *row = r + (size_t)y * pw;
+        const uint8_t *down = row + pw, *m = mask + (size_t)y * pw, *m_down = m + pw;
+        uint8_t right = row[width + 1];
         for (int x = width; x >= 1; x--) {
-            const size_t p = (size_t)y * pw + x;
-            uint8_t v = r[p];
-            v = r[p + pw] < v ? r[p + pw] : v;
-            v = r[p + 1] < v ? r[p + 1] : v;
-            v = mask[p] > v ? mask[p] : v;
-            r[p] = v;
-            if ((r[p + pw] > v && r[p + pw] > mask[p + pw]) || (r[p + 1] > v && r[p + 1] > mask[p + 1]))
-                queue[tail++] = (int32_t)p; /* each pixel once: the scan visits it once */
+            uint8_t v = row[x];
+            v = down[x] < v ? down[x] : v;
+            v = right < v ? right : v;
+            v = m[x] > v ? m[x] : v;
+            row[x] = v;
+            /* Queued without a branch (each pixel once: the scan visits it once). */
+            queue[tail] = (int32_t)((size_t)y * pw + x);
+            tail += ((down[x] > v) & (down[x] > m_down[x])) | ((right > v) & (right > m[x + 1]));
+            right = v;
         }
     }
     /* Lower the neighbours the scans left above what their own paths allow; `in_queue` keeps each pixel in the

@@ -222,14 +222,15 @@ def _checked_boxes(boxes: Sequence[Tensor], batch_size: int, image_size: Size) -
     checked, counts = [], []
     for i, b in enumerate(boxes):
         b = b if isinstance(b, Tensor) else torch.as_tensor(b)
-        if b.ndim == 1 and b.numel() == 4:
-            b = b[None]
-        if b.ndim != 2 or b.shape[1] != 4:
-            raise ValueError(f"Expected boxes[{i}] of shape (n, 4), got {tuple(b.shape)}.")
-        if b.shape[0] == 0:
+        shape = b.shape  # read once: this loop runs per image
+        if len(shape) == 1 and shape[0] == 4:
+            b, shape = b[None], (1, 4)
+        if len(shape) != 2 or shape[1] != 4:
+            raise ValueError(f"Expected boxes[{i}] of shape (n, 4), got {tuple(shape)}.")
+        if shape[0] == 0:
             raise ValueError(f"Expected at least one ground-truth box for image {i}, got an empty box list.")
-        checked.append(b if b.device.type == "cpu" else b.cpu())
-        counts.append(b.shape[0])
+        checked.append(b if b.is_cpu else b.cpu())
+        counts.append(shape[0])
     # One conversion and one set of value checks for all boxes of the batch; a failure names the first image at fault.
     flat = torch.cat(checked).detach().to(torch.float64)
     bad = {
@@ -372,9 +373,9 @@ def _quantized_box_scores(
     if gt_boxes is not None:
         if len(gt_boxes) != batch:
             raise ValueError(f"Expected boxes for {batch} maps, got {len(gt_boxes)}.")
-        boxes = [(b if isinstance(b, Tensor) else torch.as_tensor(b)).reshape(-1, 4) for b in gt_boxes]
+        boxes = [b if isinstance(b, Tensor) and b.ndim == 2 else torch.as_tensor(b).reshape(-1, 4) for b in gt_boxes]
         gt = np.ascontiguousarray(torch.cat(boxes).detach().cpu().numpy(), np.int32)
-        offsets = np.cumsum([0] + [b.shape[0] for b in boxes]).astype(np.int64)
+        offsets = np.cumsum([0] + [len(b) for b in boxes]).astype(np.int64)
     elif all_contours:
         raise ValueError("Expected `gt_boxes` to score all contours, got None.")
     all_iou = np.zeros((batch, num_thresholds)) if all_contours else None
