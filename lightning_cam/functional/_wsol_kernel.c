@@ -58,6 +58,7 @@ static int has_avx2, use_avx2;
 #endif
 
 #define NUM_LEVELS 256
+#define QUANTIZE_EPS 1e-12 /* see quantize_normalized */
 
 typedef struct {
     int32_t x0, y0, x1, y1;
@@ -1406,18 +1407,41 @@ static void min_max(const double *m, size_t n, double *low, double *high)
     *high = hi;
 }
 
+/* The end of a block [b, end) of quantize_normalized, from k on, where the vector loop stopped: the values left,
+ * then the whole block again by the division if a value lies near a bin edge (`near`, or a scale that is not finite).
+ * Returns the larger of `top` and the block's peak. */
+static inline uint8_t quantize_block_end(const double *m, size_t b, size_t k, size_t end, double base, double range,
+                                         double scale, int near, uint8_t *q, uint8_t top)
+{
+    const int fast = isfinite(scale);
+    near |= !fast;
+    for (; fast && k < end; k++) {
+        const double y = (m[k] - base) * scale;
+        const int t = (int)y;
+        near |= y - t < QUANTIZE_EPS || y - t > 1.0 - QUANTIZE_EPS;
+        q[k] = (uint8_t)t;
+    }
+    if (near) {
+        for (k = b; k < end; k++)
+            q[k] = (uint8_t)((m[k] - base) / range * 255);
+    }
+    for (k = b; k < end; k++)
+        top = q[k] > top ? q[k] : top;
+    return top;
+}
+
 #ifdef AVX2_DISPATCH
 /* quantize_normalized, four values per operation (see there). */
 AVX2_TARGET static uint8_t quantize_normalized_avx2(const double *m, size_t n, double base, double range, uint8_t *q)
 {
-    const double scale = 255.0 / range, eps = 1e-12;
+    const double scale = 255.0 / range;
     const int fast = isfinite(scale);
-    const __m256d vbase = _mm256_set1_pd(base), vscale = _mm256_set1_pd(scale), low = _mm256_set1_pd(eps),
-                  high = _mm256_set1_pd(1.0 - eps);
+    const __m256d vbase = _mm256_set1_pd(base), vscale = _mm256_set1_pd(scale), low = _mm256_set1_pd(QUANTIZE_EPS),
+                  high = _mm256_set1_pd(1.0 - QUANTIZE_EPS);
     uint8_t top = 0;
     for (size_t b = 0; b < n; b += 256) {
         const size_t end = b + 256 < n ? b + 256 : n;
-        int near = !fast;
+        int near = 0;
         size_t k = b;
         __m256d near_v = _mm256_setzero_pd();
         for (; fast && k + 16 <= end; k += 16) {
@@ -1433,18 +1457,7 @@ AVX2_TARGET static uint8_t quantize_normalized_avx2(const double *m, size_t n, d
             _mm_storeu_si128((__m128i *)(q + k), words);
         }
         near |= _mm256_movemask_pd(near_v);
-        for (; fast && k < end; k++) {
-            const double y = (m[k] - base) * scale;
-            const int t = (int)y;
-            near |= y - t < eps || y - t > 1.0 - eps;
-            q[k] = (uint8_t)t;
-        }
-        if (near) {
-            for (k = b; k < end; k++)
-                q[k] = (uint8_t)((m[k] - base) / range * 255);
-        }
-        for (k = b; k < end; k++)
-            top = q[k] > top ? q[k] : top;
+        top = quantize_block_end(m, b, k, end, base, range, scale, near, q, top);
     }
     return top;
 }
@@ -1462,17 +1475,17 @@ static uint8_t quantize_normalized(const double *m, size_t n, double base, doubl
     if (use_avx2)
         return quantize_normalized_avx2(m, n, base, range, q);
 #endif
-    const double scale = 255.0 / range, eps = 1e-12;
+    const double scale = 255.0 / range;
     /* A range below 255 / DBL_MAX overflows the scale: every block is then done with the division. */
     const int fast = isfinite(scale);
     uint8_t top = 0;
     for (size_t b = 0; b < n; b += 256) {
         const size_t end = b + 256 < n ? b + 256 : n;
-        int near = !fast;
+        int near = 0;
         size_t k = b;
 #ifdef __SSE2__
-        const __m128d vbase = _mm_set1_pd(base), vscale = _mm_set1_pd(scale), low = _mm_set1_pd(eps),
-                      high = _mm_set1_pd(1.0 - eps);
+        const __m128d vbase = _mm_set1_pd(base), vscale = _mm_set1_pd(scale), low = _mm_set1_pd(QUANTIZE_EPS),
+                      high = _mm_set1_pd(1.0 - QUANTIZE_EPS);
         __m128d near_v = _mm_setzero_pd();
         for (; fast && k + 8 <= end; k += 8) {
             __m128i t[4];
@@ -1487,18 +1500,7 @@ static uint8_t quantize_normalized(const double *m, size_t n, double base, doubl
         }
         near |= _mm_movemask_pd(near_v);
 #endif
-        for (; fast && k < end; k++) {
-            const double y = (m[k] - base) * scale;
-            const int t = (int)y;
-            near |= y - t < eps || y - t > 1.0 - eps;
-            q[k] = (uint8_t)t;
-        }
-        if (near) {
-            for (k = b; k < end; k++)
-                q[k] = (uint8_t)((m[k] - base) / range * 255);
-        }
-        for (k = b; k < end; k++)
-            top = q[k] > top ? q[k] : top;
+        top = quantize_block_end(m, b, k, end, base, range, scale, near, q, top);
     }
     return top;
 }
