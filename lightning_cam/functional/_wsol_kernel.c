@@ -171,8 +171,9 @@ typedef struct {
     int narrow;
     int32_t pick_offset[NEIGHBOURHOODS][4]; /* ring_pick as offsets in the raster */
     /* Per ring mask, what the sweep needs of a pixel with one stretch, in one load: the pick's offset (bits 0-31),
-       the Euler and area deltas (bits 32-39 and 40-47, signed), and bit 63 set unless there is exactly one stretch
-       (new component, merges), so that one sign test picks the rare path. */
+       the area delta (bits 40-47, signed), and bit 63 set for the rare masks, whose pixels change the Euler number
+       or do not have exactly one stretch (a new component, merges, new holes, the filling of a one-pixel hole):
+       one sign test picks the rare path, and only it updates the Euler number. */
     uint64_t ring_info[NEIGHBOURHOODS];
     uint8_t *framed;     /* the map with a zero frame */
     uint8_t *row_codes;  /* one row of ring masks per stripe, in raster order */
@@ -237,8 +238,9 @@ static int work_alloc(Work *w, int height, int width)
     for (int m = 0; m < NEIGHBOURHOODS; m++) {
         for (int s = 0; s < ring_stretches[m]; s++)
             w->pick_offset[m][s] = RING_DY[ring_pick[m][s]] * width + RING_DX[ring_pick[m][s]];
-        w->ring_info[m] = (uint64_t)(uint32_t)w->pick_offset[m][0] | (uint64_t)(uint8_t)euler_delta[m] << 32 |
-                          (uint64_t)(uint8_t)area_delta[m] << 40 | (uint64_t)(ring_stretches[m] != 1) << 63;
+        const uint64_t rare = ring_stretches[m] != 1 || euler_delta[m] != 0;
+        w->ring_info[m] = (uint64_t)(uint32_t)w->pick_offset[m][0] | (uint64_t)(uint8_t)area_delta[m] << 40 |
+                          rare << 63;
     }
     w->framed = calloc(npad + 64, 1); /* threshold_row reads up to 63 bytes past the last row */
     w->row_codes = malloc((size_t)SORT_STRIPES * width);
@@ -423,8 +425,10 @@ ALWAYS_INLINE void add_pixels(Work *w, int32_t begin, int32_t end, const int lar
             w->live[w->num_live++] = l;
             cx0 = cx1 = x, cr0 = cr1 = raster, carea2 = 0;
             cur_label = l;
+            euler4 += euler_delta[m];
             goto added;
         } else {
+            euler4 += euler_delta[m];
             l = uf[label[raster + w->pick_offset[m][0]]];
             for (int s = 1; s < ring_stretches[m]; s++) {
                 int32_t other = uf[label[raster + w->pick_offset[m][s]]];
@@ -454,8 +458,6 @@ ALWAYS_INLINE void add_pixels(Work *w, int32_t begin, int32_t end, const int lar
         label[raster] = cur_label;
         if (largest)
             carea2 += (int8_t)(ri >> 40);
-        else
-            euler4 += (int8_t)(ri >> 32);
     }
     STORE_CUR();
 #undef STORE_CUR
