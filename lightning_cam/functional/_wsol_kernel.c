@@ -351,7 +351,7 @@ ALWAYS_INLINE void put_entry(void *entries, int32_t k, unsigned mask, int x, int
 /*
  * Merge two distinct components; returns the survivor. The labels of the one with fewer labels are pointed at the
  * survivor, so that uf[label] is always the component: a pixel costs one lookup and no search, and a label moves
- * at most log2(labels) times (it moves only into a component at least twice the size of its old one).
+ * at most log2(labels) times (each move at least doubles the number of labels of its component).
  */
 static int32_t merge(Work *w, int32_t a, int32_t b)
 {
@@ -379,7 +379,7 @@ static int32_t merge(Work *w, int32_t a, int32_t b)
 }
 
 /*
- * Add the pixels order[begin:end] (one value). The component being grown and the Euler count are kept in local
+ * Add the sorted pixels [begin, end) (one value). The component being grown and the Euler count are kept in local
  * variables: consecutive pixels mostly join the same component, and updating its fields in memory would chain
  * every pixel to the previous one through store-to-load forwarding.
  */
@@ -394,7 +394,8 @@ ALWAYS_INLINE void add_pixels(Work *w, int32_t begin, int32_t end, const int lar
     int32_t cur_label = -1;
     const uint32_t *p32 = (const uint32_t *)entries + begin;
     const uint64_t *p64 = (const uint64_t *)entries + begin;
-    /* The pixels of a value come in raster order: the last one added to the current component is the one before. */
+    /* The pixels of a value come in raster order: of those added to the current component since it became current,
+     * the first has the smallest raster index (taken then) and the last, the entry before p, the largest. */
 #define STORE_CUR()                                                                                                   \
     do {                                                                                                              \
         if (cur_label >= 0) {                                                                                         \
