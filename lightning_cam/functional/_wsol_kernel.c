@@ -1192,19 +1192,47 @@ static PyObject *contour_boxes(PyObject *self, PyObject *args)
 
 /* ---- score maps ------------------------------------------------------------------------------------------ */
 
+/* Fold n lanes of running minima l and maxima h into *low and *high. */
+static void fold_lanes(const double *l, const double *h, int n, double *low, double *high)
+{
+    for (int j = 0; j < n; j++) {
+        *low = l[j] < *low ? l[j] : *low;
+        *high = h[j] > *high ? h[j] : *high;
+    }
+}
+
 #ifdef __SSE2__
-/* Fold the lanes of running minima and maxima into *low and *high. */
 static void fold_min_max(__m128d lo, __m128d hi, double *low, double *high)
 {
     double l[2], h[2];
     _mm_storeu_pd(l, lo);
     _mm_storeu_pd(h, hi);
-    for (int j = 0; j < 2; j++) {
-        *low = l[j] < *low ? l[j] : *low;
-        *high = h[j] > *high ? h[j] : *high;
-    }
+    fold_lanes(l, h, 2, low, high);
 }
 #endif
+
+/* ((v0 * w0 + v1 * w1) + v2 * w2) + v3 * w3, every product and sum rounded (no FMA): OpenCV's sum of four taps. */
+static inline double tap_sum(double v0, double v1, double v2, double v3, const double *w)
+{
+    double s = v0 * w[0];
+    s += v1 * w[1];
+    s += v2 * w[2];
+    s += v3 * w[3];
+    return s;
+}
+
+/* Columns x.. of one output row of the vertical pass, one at a time, with their minimum and maximum: the rest that
+ * the vector loops leave. */
+static inline void vertical_rest(const double *const t[4], const double *c, int x, int width, double *d, double *low,
+                                 double *high)
+{
+    for (; x < width; x++) {
+        const double s = tap_sum(t[0][x], t[1][x], t[2][x], t[3][x], c);
+        d[x] = s;
+        *low = s < *low ? s : *low;
+        *high = s > *high ? s : *high;
+    }
+}
 
 /* The vertical pass of resize_map (see there), with the minimum and maximum of its output. */
 static void vertical_pass(const double *tmp, int width, const int64_t *row_index, const double *row_weights, int height,
@@ -1217,30 +1245,21 @@ static void vertical_pass(const double *tmp, int width, const int64_t *row_index
     for (int y = 0; y < height; y++) {
         const int64_t *i = row_index + 4 * y;
         const double *c = row_weights + 4 * y;
-        const double *t0 = tmp + i[0] * width, *t1 = tmp + i[1] * width, *t2 = tmp + i[2] * width,
-                     *t3 = tmp + i[3] * width;
+        const double *const t[4] = {tmp + i[0] * width, tmp + i[1] * width, tmp + i[2] * width, tmp + i[3] * width};
         double *d = dst + (size_t)y * width;
         int x = 0;
 #ifdef __SSE2__
         const __m128d c0 = _mm_set1_pd(c[0]), c1 = _mm_set1_pd(c[1]), c2 = _mm_set1_pd(c[2]), c3 = _mm_set1_pd(c[3]);
         for (; x + 2 <= width; x += 2) {
-            __m128d s = _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(t0 + x), c0), _mm_mul_pd(_mm_loadu_pd(t1 + x), c1));
-            s = _mm_add_pd(s, _mm_mul_pd(_mm_loadu_pd(t2 + x), c2));
-            s = _mm_add_pd(s, _mm_mul_pd(_mm_loadu_pd(t3 + x), c3));
+            __m128d s = _mm_add_pd(_mm_mul_pd(_mm_loadu_pd(t[0] + x), c0), _mm_mul_pd(_mm_loadu_pd(t[1] + x), c1));
+            s = _mm_add_pd(s, _mm_mul_pd(_mm_loadu_pd(t[2] + x), c2));
+            s = _mm_add_pd(s, _mm_mul_pd(_mm_loadu_pd(t[3] + x), c3));
             _mm_storeu_pd(d + x, s);
             lo = _mm_min_pd(s, lo);
             hi = _mm_max_pd(s, hi);
         }
 #endif
-        for (; x < width; x++) {
-            double s = t0[x] * c[0];
-            s += t1[x] * c[1];
-            s += t2[x] * c[2];
-            s += t3[x] * c[3];
-            d[x] = s;
-            low_s = s < low_s ? s : low_s;
-            high_s = s > high_s ? s : high_s;
-        }
+        vertical_rest(t, c, x, width, d, &low_s, &high_s);
     }
 #ifdef __SSE2__
     fold_min_max(lo, hi, &low_s, &high_s);
@@ -1260,38 +1279,26 @@ AVX2_TARGET static void vertical_pass_avx2(const double *tmp, int width, const i
     for (int y = 0; y < height; y++) {
         const int64_t *i = row_index + 4 * y;
         const double *c = row_weights + 4 * y;
-        const double *t0 = tmp + i[0] * width, *t1 = tmp + i[1] * width, *t2 = tmp + i[2] * width,
-                     *t3 = tmp + i[3] * width;
+        const double *const t[4] = {tmp + i[0] * width, tmp + i[1] * width, tmp + i[2] * width, tmp + i[3] * width};
         double *d = dst + (size_t)y * width;
         const __m256d c0 = _mm256_set1_pd(c[0]), c1 = _mm256_set1_pd(c[1]), c2 = _mm256_set1_pd(c[2]),
                       c3 = _mm256_set1_pd(c[3]);
         int x = 0;
         for (; x + 4 <= width; x += 4) {
-            __m256d v = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(t0 + x), c0),
-                                      _mm256_mul_pd(_mm256_loadu_pd(t1 + x), c1));
-            v = _mm256_add_pd(v, _mm256_mul_pd(_mm256_loadu_pd(t2 + x), c2));
-            v = _mm256_add_pd(v, _mm256_mul_pd(_mm256_loadu_pd(t3 + x), c3));
+            __m256d v = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(t[0] + x), c0),
+                                      _mm256_mul_pd(_mm256_loadu_pd(t[1] + x), c1));
+            v = _mm256_add_pd(v, _mm256_mul_pd(_mm256_loadu_pd(t[2] + x), c2));
+            v = _mm256_add_pd(v, _mm256_mul_pd(_mm256_loadu_pd(t[3] + x), c3));
             _mm256_storeu_pd(d + x, v);
             lo = _mm256_min_pd(v, lo);
             hi = _mm256_max_pd(v, hi);
         }
-        for (; x < width; x++) {
-            double v = t0[x] * c[0];
-            v += t1[x] * c[1];
-            v += t2[x] * c[2];
-            v += t3[x] * c[3];
-            d[x] = v;
-            low_s = v < low_s ? v : low_s;
-            high_s = v > high_s ? v : high_s;
-        }
+        vertical_rest(t, c, x, width, d, &low_s, &high_s);
     }
     double l[4], h[4];
     _mm256_storeu_pd(l, lo);
     _mm256_storeu_pd(h, hi);
-    for (int j = 0; j < 4; j++) {
-        low_s = l[j] < low_s ? l[j] : low_s;
-        high_s = h[j] > high_s ? h[j] : high_s;
-    }
+    fold_lanes(l, h, 4, &low_s, &high_s);
     *low = low_s;
     *high = high_s;
 }
@@ -1331,12 +1338,7 @@ static int column_taps(ColumnTaps *c, const int64_t *index, const double *weight
 static inline double horizontal_value(const double *row, const ColumnTaps *c, int x)
 {
     const int64_t *i = c->index + 4 * x;
-    const double *w = c->weights + 4 * x;
-    double s = row[i[0]] * w[0];
-    s += row[i[1]] * w[1];
-    s += row[i[2]] * w[2];
-    s += row[i[3]] * w[3];
-    return s;
+    return tap_sum(row[i[0]], row[i[1]], row[i[2]], row[i[3]], c->weights + 4 * x);
 }
 
 /* One source row through the horizontal pass, a group of 4 columns with shared source columns at a time. */
